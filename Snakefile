@@ -1,0 +1,18 @@
+"""bali: raw files -> KG -> ... -> the paper's tables. See README.md."""
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/kg.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.build_kg.output,

@@ -1,0 +1,7 @@
+"""``python -m bali`` is the ``bali`` command."""
+
+import sys
+
+from bali.cli import main
+
+sys.exit(main())

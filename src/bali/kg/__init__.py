@@ -1,0 +1,1 @@
+"""Knowledge-graph stage: UMLS RRF or OBO ontologies -> concepts, names, edges, xrefs tables."""

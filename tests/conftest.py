@@ -1,0 +1,59 @@
+"""Shared test fixtures: paths to ../shared/data (skip when absent) and RRF writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("POLARS_MAX_THREADS", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BALI_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data():
+    """Return a function giving a path under ../shared/data, skipping the test if absent."""
+
+    def get(relative: str) -> Path:
+        path = SHARED_DATA / relative
+        if not path.exists():
+            pytest.skip(f"shared data not available: {path}")
+        return path
+
+    return get
+
+
+def rrf_line(values: list[str]) -> str:
+    """One RRF record: fields joined by '|', with the trailing '|'."""
+    return "|".join(values) + "|\n"
+
+
+def conso(cui, s, sab="MSH", lat="ENG", ts="P", stt="PF", ispref="Y", aui="A1", tty="PT",
+          code="C1", suppress="N"):
+    """An MRCONSO record (18 fields) with the fields tests care about."""
+    return rrf_line([cui, lat, ts, "L1", stt, "S1", ispref, aui, "", "", "", sab, tty, code, s,
+                     "0", suppress, "256"])
+
+
+def rel(cui1, rel_, cui2, rela="", sab="MSH", suppress="N"):
+    """An MRREL record (16 fields)."""
+    return rrf_line([cui1, "A1", "SCUI", rel_, cui2, "A2", "SCUI", rela, "R1", "", sab, sab, "",
+                     "", suppress, ""])
+
+
+def sty(cui, tui, name):
+    """An MRSTY record (6 fields)."""
+    return rrf_line([cui, tui, "A1.1", name, "AT1", "256"])
+
+
+def write_meta(directory: Path, conso_rows, rel_rows, sty_rows) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "MRCONSO.RRF").write_text("".join(conso_rows), encoding="utf-8")
+    (directory / "MRREL.RRF").write_text("".join(rel_rows), encoding="utf-8")
+    (directory / "MRSTY.RRF").write_text("".join(sty_rows), encoding="utf-8")
+    return directory

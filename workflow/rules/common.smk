@@ -1,0 +1,45 @@
+"""Config validation and input/argument helpers shared by all rules."""
+
+from pathlib import Path
+
+from bali.config import cli_flags, validate_config
+from bali.paths import code_digest, resolve_input
+
+validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+
+RESULTS = config["results"]
+LOGS = config["logs"]
+RRF_FILES = ("MRCONSO", "MRREL", "MRSTY")
+
+
+def kg_inputs(wildcards):
+    """The raw KG files the configured source reads (so a change of them reruns build_kg)."""
+    kg = config["kg"]
+    if kg["source"] == "umls":
+        meta = Path(kg["umls"]["meta_dir"])
+        return {name.lower(): meta / f"{name}.RRF" for name in RRF_FILES}
+    obo = kg["obo"]
+    files = {"obo": [resolve_input(f) for f in obo["files"]]}
+    for key in ("hpoa", "genes_to_phenotype"):
+        if obo[key]:
+            files[key] = resolve_input(obo[key])
+    return files
+
+
+def kg_args(wildcards, input):
+    """`bali kg ...` arguments for the configured source."""
+    kg = config["kg"]
+    if kg["source"] == "umls":
+        meta = Path(input.mrconso).parent
+        return " ".join(["umls", "--meta", str(meta), cli_flags(kg["umls"], skip=("meta_dir",))])
+    parts = ["obo", "--obo", *map(str, input.obo)]
+    for key in ("hpoa", "genes_to_phenotype"):
+        if key in input.keys():
+            parts += [f"--{key.replace('_', '-')}", str(input[key])]
+    parts.append(cli_flags(kg["obo"], skip=("files", "hpoa", "genes_to_phenotype")))
+    return " ".join(parts)
+
+
+def parent_dir(name):
+    """Params function: the directory of the named output file."""
+    return lambda wildcards, output: Path(output[name]).parent
