@@ -19,12 +19,44 @@ import polars as pl
 
 from bali.io import BaliInputError, check_input_file
 
-MRCONSO = (
-    ["CUI", "LAT", "TS", "LUI", "STT", "SUI", "ISPREF", "AUI", "SAUI", "SCUI", "SDUI", "SAB", "TTY", "CODE", "STR", "SRL", "SUPPRESS", "CVF"]
-)
-MRREL = (
-    ["CUI1", "AUI1", "STYPE1", "REL", "CUI2", "AUI2", "STYPE2", "RELA", "RUI", "SRUI", "SAB", "SL", "RG", "DIR", "SUPPRESS", "CVF"]
-)
+MRCONSO = [
+    "CUI",
+    "LAT",
+    "TS",
+    "LUI",
+    "STT",
+    "SUI",
+    "ISPREF",
+    "AUI",
+    "SAUI",
+    "SCUI",
+    "SDUI",
+    "SAB",
+    "TTY",
+    "CODE",
+    "STR",
+    "SRL",
+    "SUPPRESS",
+    "CVF",
+]
+MRREL = [
+    "CUI1",
+    "AUI1",
+    "STYPE1",
+    "REL",
+    "CUI2",
+    "AUI2",
+    "STYPE2",
+    "RELA",
+    "RUI",
+    "SRUI",
+    "SAB",
+    "SL",
+    "RG",
+    "DIR",
+    "SUPPRESS",
+    "CVF",
+]
 MRSTY = ["CUI", "TUI", "STN", "STY", "ATUI", "CVF"]
 
 SUPPRESS_FLAGS = ("N", "O", "E", "Y")
@@ -60,9 +92,13 @@ def _guard_expr(columns: list[str]) -> pl.Expr:
     for c in ("CUI", "CUI1", "CUI2"):
         if c in columns:
             valid &= pl.col(c).str.contains(r"^C\d{7}$").fill_null(False)
-    return pl.when(valid).then(pl.lit("1")).otherwise(pl.lit("malformed RRF row")).cast(
-        pl.UInt8, strict=True
-    ) == 1
+    return (
+        pl.when(valid)
+        .then(pl.lit("1"))
+        .otherwise(pl.lit("malformed RRF row"))
+        .cast(pl.UInt8, strict=True)
+        == 1
+    )
 
 
 def scan_rrf(path: str | Path, columns: list[str]) -> pl.LazyFrame:
@@ -96,8 +132,9 @@ def diagnose(path: str | Path, columns: list[str]) -> BaliInputError | None:
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
-                return BaliInputError(path, f"bytes that are not UTF-8 at column {err.start + 1}",
-                                      lineno)
+                return BaliInputError(
+                    path, f"bytes that are not UTF-8 at column {err.start + 1}", lineno
+                )
             fields = line.split("|")
             if len(fields) != expected or fields[-1] != "":
                 n = len(fields) - 1 if fields[-1] == "" else len(fields)
@@ -109,8 +146,9 @@ def diagnose(path: str | Path, columns: list[str]) -> BaliInputError | None:
             for col, ok in checks.items():
                 value = fields[index[col]]
                 if not ok(value):
-                    return BaliInputError(path, f"field {col} has impossible value {value!r}",
-                                          lineno)
+                    return BaliInputError(
+                        path, f"field {col} has impossible value {value!r}", lineno
+                    )
     return None
 
 

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import polars as pl
 
-CONCEPTS = {"cui": pl.String(), "preferred_name": pl.String(), "semantic_types": pl.List(pl.String())}
+CONCEPTS = {
+    "cui": pl.String(),
+    "preferred_name": pl.String(),
+    "semantic_types": pl.List(pl.String()),
+}
 NAMES = {
     "cui": pl.String(),
     "name": pl.String(),
@@ -81,8 +85,9 @@ def write_kg(
                 frame = frame.sort(SORT_KEYS[name], nulls_last=False)
             check_schema(path, TABLES[name], frame.collect_schema())
             if isinstance(frame, pl.LazyFrame):
-                frame.sink_parquet(tmp, compression="zstd", statistics=True, engine="streaming",
-                                  **sink_opts)
+                frame.sink_parquet(
+                    tmp, compression="zstd", statistics=True, engine="streaming", **sink_opts
+                )
             else:
                 frame.write_parquet(tmp, compression="zstd", statistics=True)
             counts[name] = pl.scan_parquet(tmp).select(pl.len()).collect().item()
