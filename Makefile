@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/snakemake --cores $(CORES)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 
 test: lint
