@@ -10,9 +10,11 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/kg.smk"
+include: "workflow/rules/text.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.build_kg.output,
+        expand(f"{RESULTS}/text/{{shard}}/sentences.parquet", shard=SHARDS),

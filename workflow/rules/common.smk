@@ -1,5 +1,6 @@
 """Config validation and input/argument helpers shared by all rules."""
 
+import os
 from pathlib import Path
 
 from bali.config import cli_flags, validate_config
@@ -45,3 +46,50 @@ def kg_args():
 def parent_dir(name):
     """Params function: the directory of the named output file."""
     return lambda wildcards, output: Path(output[name]).parent
+
+
+def corpus_shards():
+    """{shard name: corpus file}; a shard is one input file (globs expanded, sorted)."""
+    import glob
+
+    shards = {}
+    for entry in config["text"]["corpus"]:
+        paths = sorted(glob.glob(entry)) if glob.has_magic(entry) else [resolve_input(entry)]
+        if not paths:
+            raise ValueError(f"config text.corpus: {entry!r} matches no file")
+        for path in map(Path, paths):
+            name = path.name.split(".")[0]
+            if name in shards and shards[name] != path:
+                raise ValueError(f"config text.corpus: two files make shard {name!r}")
+            shards[name] = path
+    return shards
+
+
+SHARDS = corpus_shards()
+
+
+def annotate_args():
+    """`bali text annotate` options from config (a plain string: recorded by Snakemake)."""
+    text = config["text"]
+    parts = [f"--annotator {text['annotator']}", cli_flags(text["normalize"])]
+    if text["annotator"] == "dictionary":
+        parts.append(cli_flags(text["dictionary"]))
+    elif text["annotator"] == "pubtator":
+        parts.append(cli_flags(text["pubtator"]))
+    else:
+        parts.append(cli_flags(text["bern2"]))
+    return " ".join(p for p in parts if p)
+
+
+os.environ.setdefault(
+    "BALI_BERN2_URL", config["text"]["bern2"]["url"] or "http://localhost:8888"
+)
+
+
+envvars:
+    "BALI_BERN2_URL",
+
+
+def parent_dir_of_input(name):
+    """Params function: the directory of the named input file."""
+    return lambda wildcards, input: Path(input[name]).parent

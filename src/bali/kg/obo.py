@@ -43,6 +43,7 @@ HPOA_ASPECTS = {
 }
 _SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s*(EXACT|RELATED|BROAD|NARROW)?\s*([^\s\[]+)?')
 _UNESCAPE = re.compile(r"\\(.)")
+_QUOTED = re.compile(r'^"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class OboTerm:
     id: str
     line: int
     name: str | None = None
+    definition: str | None = None
     namespace: str | None = None
     obsolete: bool = False
     synonyms: list[tuple[str, str, str | None]] = field(default_factory=list)
@@ -135,6 +137,9 @@ def parse_obo(path: str | Path) -> Iterator[OboTerm]:
 def _add_tag(term: OboTerm, tag: str, value: str) -> None:
     if tag == "name":
         term.name = _unescape(_strip_value(value))
+    elif tag == "def":
+        m = _QUOTED.match(value)
+        term.definition = _unescape(m.group(1)) if m else None
     elif tag == "namespace":
         term.namespace = value
     elif tag == "is_obsolete":

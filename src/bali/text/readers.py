@@ -1,0 +1,199 @@
+"""Corpus readers -> ``documents`` rows (see :mod:`bali.text.schema`), streaming.
+
+Formats (``detect_format`` picks one from the file name):
+
+- ``pubmed``: PubMed baseline/update XML (``pubmed25n0001.xml.gz``; gzip or plain). One
+  document per ``PubmedArticle``: PMID, ArticleTitle, AbstractText parts (structured
+  abstracts joined as ``LABEL: text``), inline markup flattened. ``DeleteCitation`` ignored.
+- ``jsonl``: one ``{"pmid", "title", "abstract"}`` object per line (``doc_id``/``id`` and
+  ``text`` accepted as synonyms).
+- ``pubtator``: ``pmid|t|title``, ``pmid|a|abstract``, then tab-separated mention lines
+  ``pmid start end mention type ids``; relation lines ignored; blank lines between documents.
+  Offsets are into ``title + " " + abstract``; the gold mentions are read by
+  :func:`iter_pubtator` for the ``pubtator`` annotator.
+- ``obo``: the ``def:`` text of every live OBO term (title = term name, doc_id = term id):
+  real curated text that ships with the KG, used by the embedded demo.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+from bali.io import BaliInputError, check_input_file, first_non_utf8_line
+from bali.text.schema import make_document
+
+FORMATS = ("pubmed", "jsonl", "pubtator", "obo")
+_ID_SEPARATORS = re.compile(r"[|;,]")
+
+
+def detect_format(path: str | Path) -> str:
+    """Format from the file name: ``*.xml[.gz]`` pubmed, ``*.jsonl[.gz]`` jsonl,
+    ``*.pubtator``/``*.txt`` pubtator, ``*.obo`` obo."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    for suffixes, fmt in (((".xml",), "pubmed"), ((".jsonl", ".ndjson"), "jsonl"),
+                          ((".pubtator", ".txt"), "pubtator"), ((".obo",), "obo")):
+        if name.endswith(suffixes):
+            return fmt
+    raise BaliInputError(path, f"cannot tell the corpus format from the name; give one of "
+                         f"{', '.join(FORMATS)}")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def iter_documents(path: str | Path, fmt: str = "auto") -> Iterator[dict[str, str]]:
+    """Stream the documents of one corpus file."""
+    p = check_input_file(path)
+    fmt = detect_format(p) if fmt == "auto" else fmt
+    if fmt == "pubmed":
+        yield from iter_pubmed_xml(p)
+    elif fmt == "jsonl":
+        yield from iter_jsonl(p)
+    elif fmt == "pubtator":
+        for doc, _ in iter_pubtator(p):
+            yield doc
+    elif fmt == "obo":
+        yield from iter_obo_definitions(p)
+    else:
+        raise BaliInputError(p, f"unknown corpus format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _flat_text(elem: ET.Element) -> str:
+    return " ".join("".join(elem.itertext()).split())
+
+
+def iter_pubmed_xml(path: Path) -> Iterator[dict[str, str]]:
+    """Stream ``PubmedArticle`` records of a PubMed XML file (gzip or plain)."""
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            for _, elem in ET.iterparse(fh, events=("end",)):
+                if elem.tag != "PubmedArticle":
+                    continue
+                citation = elem.find("MedlineCitation")
+                pmid = citation.findtext("PMID") if citation is not None else None
+                if not pmid:
+                    elem.clear()
+                    continue
+                article = citation.find("Article")
+                title = abstract = ""
+                if article is not None:
+                    t = article.find("ArticleTitle")
+                    title = _flat_text(t) if t is not None else ""
+                    parts = []
+                    for a in article.iterfind("Abstract/AbstractText"):
+                        text = _flat_text(a)
+                        label = a.get("Label")
+                        parts.append(f"{label}: {text}" if label and text else text)
+                    abstract = " ".join(p for p in parts if p)
+                elem.clear()
+                if title or abstract:
+                    yield make_document(pmid.strip(), title, abstract)
+    except ET.ParseError as err:
+        line = err.position[0] if err.position else None
+        raise BaliInputError(path, f"malformed XML: {err.msg}", line) from err
+    except (OSError, EOFError) as err:  # truncated gzip
+        raise BaliInputError(path, f"cannot read: {err}") from err
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, str]]:
+    """Stream ``{pmid, title, abstract}`` JSON lines."""
+    try:
+        with _open_text(path) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise BaliInputError(path, f"invalid JSON ({err.msg})", lineno) from err
+                if not isinstance(obj, dict):
+                    raise BaliInputError(path, "expected a JSON object", lineno)
+                doc_id = obj.get("pmid", obj.get("doc_id", obj.get("id")))
+                if doc_id in (None, ""):
+                    raise BaliInputError(path, "object has no pmid/doc_id/id", lineno)
+                title = str(obj.get("title") or "").strip()
+                abstract = str(obj.get("abstract", obj.get("text")) or "").strip()
+                yield make_document(str(doc_id), title, abstract)
+    except UnicodeDecodeError as err:
+        raise BaliInputError(path, "bytes that are not UTF-8", first_non_utf8_line(path)) from err
+
+
+def split_ids(field: str) -> list[str]:
+    """PubTator id field -> ids (``|``, ``;`` or ``,`` separated; ``-1``/``-`` mean none)."""
+    return [i.strip() for i in _ID_SEPARATORS.split(field) if i.strip() not in ("", "-1", "-")]
+
+
+def iter_pubtator(path: Path, default_prefix: str = "MESH") -> Iterator[tuple[dict, list[dict]]]:
+    """Stream (document, gold mentions) from a PubTator file.
+
+    Bare ids (BC5CDR's ``D003866``) get ``default_prefix``. A mention whose text differs
+    from ``text[start:end]`` is an error naming the line.
+    """
+    doc_id = None
+    title = abstract = None
+    mentions: list[dict] = []
+    start_line = 0
+
+    def flush():
+        doc = make_document(doc_id, title or "", abstract or "")
+        for m, lineno in mentions:
+            if doc["text"][m["start"]:m["end"]] != m["mention"]:
+                raise BaliInputError(path, f"mention {m['mention']!r} does not match the text "
+                                     f"at {m['start']}-{m['end']}", lineno)
+        return doc, [m for m, _ in mentions]
+
+    try:
+        with _open_text(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = raw.rstrip("\n").rstrip("\r")
+                if not line.strip():
+                    continue
+                head = line.split("|", 2)
+                if len(head) == 3 and head[1] in ("t", "a") and "\t" not in head[0]:
+                    if head[0] != doc_id:
+                        if doc_id is not None:
+                            yield flush()
+                        doc_id, title, abstract, mentions = head[0], None, None, []
+                        start_line = lineno
+                    if head[1] == "t":
+                        title = head[2]
+                    else:
+                        abstract = head[2]
+                    continue
+                fields = line.split("\t")
+                if len(fields) >= 4 and not fields[1].isdigit():
+                    continue  # relation line: pmid, type, id1, id2
+                if len(fields) < 5 or not (fields[1].isdigit() and fields[2].isdigit()):
+                    raise BaliInputError(path, "expected 'pmid|t|', 'pmid|a|' or a mention line "
+                                         "'pmid<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>ids]'",
+                                         lineno)
+                if fields[0] != doc_id:
+                    raise BaliInputError(path, f"mention of {fields[0]} inside document "
+                                         f"{doc_id} (started at line {start_line})", lineno)
+                ids = split_ids(fields[5]) if len(fields) > 5 else []
+                ids = [i if ":" in i else f"{default_prefix}:{i}" for i in ids]
+                mentions.append(({"doc_id": doc_id, "start": int(fields[1]),
+                                  "end": int(fields[2]), "mention": fields[3],
+                                  "entity_type": fields[4], "source_ids": ids}, lineno))
+            if doc_id is not None:
+                yield flush()
+    except UnicodeDecodeError as err:
+        raise BaliInputError(path, "bytes that are not UTF-8", first_non_utf8_line(path)) from err
+
+
+def iter_obo_definitions(path: Path) -> Iterator[dict[str, str]]:
+    """Documents from OBO term definitions: title = name, abstract = ``def:`` text."""
+    from bali.kg.obo import parse_obo
+
+    for term in parse_obo(path):
+        if not term.obsolete and term.definition:
+            yield make_document(term.id, term.name or "", term.definition)

@@ -1,0 +1,75 @@
+"""Text stage, one job per corpus file (shard): read -> annotate -> sentences."""
+
+
+rule read_corpus:
+    input:
+        corpus=lambda wildcards: SHARDS[wildcards.shard],
+    output:
+        documents=f"{RESULTS}/text/{{shard}}/documents.parquet",
+    params:
+        fmt=config["text"]["format"],
+        code=code_digest("text"),
+    log:
+        f"{LOGS}/read_corpus/{{shard}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "bali text read --input {input.corpus} --format {params.fmt} "
+        "--out {output.documents} > {log} 2>&1"
+
+
+rule annotate:
+    input:
+        documents=f"{RESULTS}/text/{{shard}}/documents.parquet",
+        corpus=lambda wildcards: SHARDS[wildcards.shard],
+        concepts=f"{RESULTS}/kg/concepts.parquet",
+        names=f"{RESULTS}/kg/names.parquet",
+        xrefs=f"{RESULTS}/kg/xrefs.parquet",
+    output:
+        mentions=f"{RESULTS}/text/{{shard}}/mentions.parquet",
+        report=f"{RESULTS}/text/{{shard}}/annotate.json",
+    params:
+        args=annotate_args(),
+        kg_dir=parent_dir_of_input("concepts"),
+        cache=f"{RESULTS}/text/{{shard}}/bern2_cache.jsonl",
+        failed=f"{RESULTS}/text/{{shard}}/bern2_failed.txt",
+        code=code_digest("text", "kg/prefixes"),
+    log:
+        f"{LOGS}/annotate/{{shard}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "bali text annotate {params.args} --documents {input.documents} "
+        "--corpus {input.corpus} --kg-dir {params.kg_dir} --cache {params.cache} "
+        "--failed {params.failed} --out {output.mentions} --report {output.report} "
+        "> {log} 2>&1"
+
+
+rule split_sentences:
+    input:
+        documents=f"{RESULTS}/text/{{shard}}/documents.parquet",
+        mentions=f"{RESULTS}/text/{{shard}}/mentions.parquet",
+    output:
+        sentences=f"{RESULTS}/text/{{shard}}/sentences.parquet",
+        stats=f"{RESULTS}/text/{{shard}}/sentences.json",
+    params:
+        code=code_digest("text"),
+    log:
+        f"{LOGS}/split_sentences/{{shard}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "bali text sentences --documents {input.documents} --mentions {input.mentions} "
+        "--out {output.sentences} --stats {output.stats} > {log} 2>&1"
