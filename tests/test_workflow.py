@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -76,3 +77,59 @@ def test_umls_source_through_the_dag(workdir, tmp_path):
     snakemake(workdir, "--configfile", str(tmp_path / "umls.yaml"))
     edges = pl.read_parquet(tmp_path / "results" / "kg" / "edges.parquet")
     assert edges.rows() == [("C0000002", "CHD", "isa", "C0000001", "MSH")]
+
+
+def _run_config(workdir, tmp_path, config, env_extra=None):
+    config = {"results": str(tmp_path / "results"), "logs": str(tmp_path / "logs")} | config
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
+         str(tmp_path / "c.yaml")],
+        cwd=workdir, env=env | (env_extra or {}), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp_path / "results"
+
+
+def test_pubtator_gold_mapped_through_a_do_kg(workdir, tmp_path, shared_data):
+    """BC5CDR gold MeSH ids -> Disease Ontology nodes via the KG stage's xrefs."""
+    do = sorted(str(p) for p in shared_data("ontologies/disease-ontology").glob("*.obo"))
+    corpus = shared_data("pubtator/bc5cdr_sample.pubtator")
+    results = _run_config(workdir, tmp_path, {
+        "kg": {"source": "obo", "obo": {"files": do}},
+        "text": {"corpus": [str(corpus)], "annotator": "pubtator"}})
+    shard = results / "text" / "bc5cdr_sample"
+    report = json.loads((shard / "annotate.json").read_text())["normalization"]
+    assert report["mentions"] == 925
+    assert report["by_prefix"]["MESH"]["mapped"] > 100  # diseases map, chemicals do not
+    mentions = pl.read_parquet(shard / "mentions.parquet")
+    concepts = set(pl.read_parquet(results / "kg" / "concepts.parquet")["cui"])
+    assert set(mentions["cui"].drop_nulls()) <= concepts
+    depression = mentions.filter(pl.col("mention") == "depression")["cui"].drop_nulls()
+    xrefs = pl.read_parquet(results / "kg" / "xrefs.parquet")
+    expected = set(xrefs.filter((pl.col("source") == "MSH") & (pl.col("code") == "D003866"))
+                   ["cui"])
+    assert expected and set(depression) == expected
+    sentences = pl.read_parquet(shard / "sentences.parquet")
+    assert sentences.filter(pl.col("sentence_id") == 0).height == 50  # one title per document
+
+
+def test_bern2_annotator_through_the_dag(workdir, tmp_path, shared_data):
+    """The 1k real abstracts annotated by a loopback stand-in BERN2 with injected faults."""
+    from bali.text.bern2_standin import Bern2StandIn, FaultPlan
+
+    corpus = shared_data("bern2/pubmed_abstracts_1k.jsonl")
+    config = {"text": {"corpus": [str(corpus)], "annotator": "bern2",
+                       "bern2": {"workers": 8, "timeout_s": 2, "backoff_s": 0.01,
+                                 "backoff_max_s": 0.05, "max_retries": 8}}}
+    with Bern2StandIn(faults=FaultPlan.uniform(0.1), seed=1) as server:
+        results = _run_config(workdir, tmp_path, config, {"BALI_BERN2_URL": server.url})
+        first = server.total_requests
+        report = json.loads((results / "text" / "pubmed_abstracts_1k" / "annotate.json")
+                            .read_text())
+        assert report["annotator_report"]["failed"] == 0
+        assert report["documents"] == 1000 and first >= 1000
+        # a forced rerun of annotate asks the server for nothing: every document is cached
+        (results / "text" / "pubmed_abstracts_1k" / "mentions.parquet").unlink()
+        _run_config(workdir, tmp_path, config, {"BALI_BERN2_URL": server.url})
+        assert server.total_requests == first
