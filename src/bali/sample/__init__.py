@@ -1,0 +1,1 @@
+"""Balanced sentence sampling, neighbour-capped subgraphs and tokenized training shards."""
