@@ -190,11 +190,16 @@ def plot_histogram(counts: pl.DataFrame, k: int, path: str | Path) -> None:
     values = counts["sampled"].to_numpy()
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     top = int(values.max()) if values.size else k
-    ax.hist(values, bins=np.arange(0, top + 2) - 0.5, color="#4477aa")
+    if top <= 4 * k:  # one bar per count
+        ax.hist(values, bins=np.arange(0, top + 2) - 0.5, color="#4477aa")
+    else:  # a long tail: log-spaced bins on a log axis
+        ax.hist(values, bins=np.unique(np.geomspace(1, top + 1, 60).astype(int)),
+                color="#4477aa")
+        ax.set_xscale("log")
     ax.axvline(k + 0.5, color="#cc3311", linestyle="--", label=f"k = {k}")
     ax.set(xlabel="sampled sentences per concept", ylabel="concepts", yscale="log",
            title=f"{len(values):,} concepts, {int((values > k).sum()):,} above k")
-    ax.legend()
+    ax.legend(loc="upper right")
     fig.tight_layout()
     with atomic_paths(path) as (tmp,):
         fig.savefig(tmp, format="png")

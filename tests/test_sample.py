@@ -1,0 +1,174 @@
+"""Balanced sampling and subgraphs: known answers, a reference implementation, invariants."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import polars as pl
+import pytest
+
+from bali.io import BaliInputError
+from bali.sample.balanced import SampleOptions, sample_sentences
+from bali.sample.schema import CONCEPT_COUNTS, NODES, SAMPLE, SUBGRAPHS
+from bali.sample.subgraphs import SubgraphOptions, build_subgraphs
+from bali.text.schema import SENTENCES
+
+
+def corpus(spec: dict[str, list[str]], words: int = 8) -> pl.DataFrame:
+    """Sentences named ``docN/sid`` mentioning the listed concepts."""
+    rows = []
+    for key, cuis in spec.items():
+        doc, sid = key.split("/")
+        text = " ".join(["word"] * words)
+        rows.append({"doc_id": doc, "sentence_id": int(sid), "start": 0, "end": len(text),
+                     "text": text, "mentions": [{"start": 0, "end": 4, "cui": c} for c in cuis]})
+    return pl.DataFrame(rows, schema=SENTENCES)
+
+
+def chosen_keys(sample: pl.DataFrame) -> set[str]:
+    return {f"{d}/{s}" for d, s in sample.select("doc_id", "sentence_id").rows()}
+
+
+def reference_sample(spec: dict[str, list[str]], nodes: set[str], k: int, seed: int):
+    """The documented semantics, written independently and naively."""
+    keys = sorted((k2 for k2, cuis in spec.items() if set(cuis) & nodes),
+                  key=lambda s: (s.split("/")[0], int(s.split("/")[1])))
+    priority = dict(zip(keys, np.random.default_rng(seed).permutation(len(keys)), strict=True))
+    concepts = sorted({c for s in keys for c in spec[s] if c in nodes})
+    order = [concepts[i] for i in np.random.default_rng([seed, 1]).permutation(len(concepts))]
+    chosen: list[str] = []
+    for c in order:
+        count = sum(c in spec[s] for s in chosen)
+        for s in sorted((s for s in keys if c in spec[s]), key=priority.get):
+            if count >= k:
+                break
+            if s not in chosen:
+                chosen.append(s)
+                count += 1
+    counts = {c: sum(c in spec[s] for s in chosen) for c in concepts}
+    return set(chosen), counts
+
+
+def test_known_answer_all_candidates_fit():
+    spec = {"d1/0": ["A"], "d1/1": ["A", "B"], "d2/0": ["B"], "d3/0": ["C", "X"]}
+    sample, counts, stats = sample_sentences(corpus(spec), pl.Series(["A", "B", "C"]),
+                                             SampleOptions(k=2))
+    assert chosen_keys(sample) == set(spec)
+    assert counts.rows() == [("A", 2, 2), ("B", 2, 2), ("C", 1, 1)]
+    assert sample.filter(pl.col("doc_id") == "d3")["mentions"].to_list() == [
+        [{"start": 0, "end": 4, "cui": "C"}]]  # X is not a KG node
+    assert stats["mentions_not_kg_nodes"] == 1 and stats["concepts_above_k"] == 0
+    assert dict(sample.schema) == SAMPLE and dict(counts.schema) == CONCEPT_COUNTS
+
+
+def test_shared_sentence_counts_for_every_concept():
+    # k=1: the only sentence of A also mentions B, so B is satisfied whoever goes first
+    spec = {"d1/0": ["A", "B"], "d2/0": ["B"], "d3/0": ["B"]}
+    for seed in range(6):
+        sample, counts, _ = sample_sentences(corpus(spec), pl.Series(["A", "B"]),
+                                             SampleOptions(k=1, seed=seed))
+        expected, expected_counts = reference_sample(spec, {"A", "B"}, 1, seed)
+        assert chosen_keys(sample) == expected
+        assert "d1/0" in expected
+        assert dict(counts.select("cui", "sampled").rows()) == expected_counts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_matches_reference_implementation(seed):
+    rnd = random.Random(seed)
+    concepts = [f"C{i}" for i in range(40)]
+    weights = [1 / (i + 1) for i in range(40)]  # Zipf-like: a few very frequent concepts
+    spec = {f"d{i // 3}/{i % 3}": sorted(set(rnd.choices(concepts, weights, k=rnd.randint(1, 4))))
+            for i in range(400)}
+    nodes = set(concepts[:35])
+    sample, counts, stats = sample_sentences(corpus(spec), pl.Series(sorted(nodes)),
+                                             SampleOptions(k=5, seed=seed))
+    expected, expected_counts = reference_sample(spec, nodes, 5, seed)
+    assert chosen_keys(sample) == expected
+    got = dict(counts.select("cui", "sampled").rows())
+    assert got == expected_counts
+    candidates = dict(counts.select("cui", "candidates").rows())
+    assert all(got[c] >= min(5, candidates[c]) for c in got)  # nobody is starved
+    over = [v - 5 for v in got.values() if v > 5]
+    assert stats["concepts_above_k"] == len(over) and stats["overshoot_max"] == max(over)
+
+
+def test_deterministic_and_order_invariant():
+    rnd = random.Random(7)
+    spec = {f"d{i}/0": rnd.sample(["A", "B", "C", "D", "E"], 2) for i in range(300)}
+    nodes = pl.Series(["A", "B", "C", "D", "E"])
+    frame = corpus(spec)
+    a = sample_sentences(frame, nodes, SampleOptions(k=3))
+    b = sample_sentences(frame.sample(fraction=1.0, shuffle=True, seed=1), nodes,
+                         SampleOptions(k=3))
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
+    c = sample_sentences(frame, nodes, SampleOptions(k=3, seed=1))
+    assert not a[0].equals(c[0])
+
+
+def test_length_filter_and_empty_input():
+    frame = pl.concat([corpus({"d1/0": ["A"]}, words=3), corpus({"d2/0": ["A"]}, words=10)])
+    sample, _, stats = sample_sentences(frame, pl.Series(["A"]), SampleOptions(min_tokens=5))
+    assert chosen_keys(sample) == {"d2/0"} and stats["sentences_after_length_filter"] == 1
+    with pytest.raises(BaliInputError, match="no sentence mentions a KG node"):
+        sample_sentences(frame, pl.Series(["Z"]), SampleOptions())
+
+
+# ---- subgraphs ---------------------------------------------------------------------------
+
+EDGES = pl.DataFrame(
+    {"head": ["A", "A", "B", "C", "A", "D", "A"],
+     "relation": ["is_a", "RO", "is_a", "is_a", "RO", "RO", "RO"],
+     "relation_attr": [None, "may_treat", None, None, "part_of", None, "self"],
+     "tail": ["B", "C", "E", "A", "D", "A", "A"],
+     "source": ["X"] * 7})
+NAMES = pl.DataFrame({"cui": ["A", "A", "B", "C", "D", "E", "F"],
+                      "name": ["alpha", "Alpha syn", "beta", "gamma", "delta", "eps", "phi"],
+                      "source": ["X"] * 7, "term_type": ["n"] * 7,
+                      "is_preferred": [False, True, True, True, True, True, True]})
+
+
+def triples(sub: pl.DataFrame, cui: str) -> set[tuple[str, str, str]]:
+    row = sub.filter(pl.col("cui") == cui)["neighbors"].to_list()[0]
+    return {(n["cui"], n["relation"], n["direction"]) for n in row}
+
+
+def test_subgraph_directions_and_filters():
+    centres = pl.Series(["A", "F"])
+    sub, nodes, stats = build_subgraphs(centres, EDGES.lazy(), NAMES.lazy(), SubgraphOptions())
+    assert dict(sub.schema) == SUBGRAPHS and dict(nodes.schema) == NODES
+    assert triples(sub, "A") == {("B", "is_a", "out"), ("C", "may_treat", "out"),
+                                 ("D", "part_of", "out"), ("C", "is_a", "in"),
+                                 ("D", "RO", "in")}  # the self-loop is gone
+    assert sub.filter(pl.col("cui") == "F").row(0)[1:] == (0, [])
+    assert stats["centres_without_neighbors"] == 1
+    out = build_subgraphs(centres, EDGES.lazy(), NAMES.lazy(),
+                          SubgraphOptions(direction="in"))[0]
+    assert triples(out, "A") == {("C", "is_a", "in"), ("D", "RO", "in")}
+    filt = build_subgraphs(centres, EDGES.lazy(), NAMES.lazy(),
+                           SubgraphOptions(relation_exclude=("is_a",)))[0]
+    assert triples(filt, "A") == {("C", "may_treat", "out"), ("D", "part_of", "out"),
+                                  ("D", "RO", "in")}
+    assert nodes.filter(pl.col("cui") == "A")["names"].to_list() == [["Alpha syn", "alpha"]]
+    assert set(nodes["cui"]) == {"A", "B", "C", "D", "F"}  # centres and pool neighbours
+    with pytest.raises(ValueError, match="direction"):
+        build_subgraphs(centres, EDGES.lazy(), NAMES.lazy(), SubgraphOptions(direction="up"))
+
+
+def test_pool_cap_and_seeded_order():
+    hub = pl.DataFrame({"head": ["H"] * 50, "relation": ["RO"] * 50,
+                        "relation_attr": [None] * 50, "tail": [f"N{i:02d}" for i in range(50)],
+                        "source": ["X"] * 50})
+    names = pl.DataFrame({"cui": ["H"] + [f"N{i:02d}" for i in range(50)],
+                          "name": ["hub"] + [f"n{i}" for i in range(50)], "source": "X",
+                          "term_type": "n", "is_preferred": True})
+    opts = SubgraphOptions(pool_size=8, max_neighbors=3)
+    a = build_subgraphs(pl.Series(["H"]), hub.lazy(), names.lazy(), opts)
+    b = build_subgraphs(pl.Series(["H"]), hub.lazy(), names.lazy(), opts)
+    c = build_subgraphs(pl.Series(["H"]), hub.lazy(), names.lazy(),
+                        SubgraphOptions(pool_size=8, max_neighbors=3, seed=5))
+    pool = a[0]["neighbors"].to_list()[0]
+    assert len(pool) == 8 and a[0]["degree"].to_list() == [50]
+    assert a[0].equals(b[0]) and not a[0].equals(c[0])
+    assert a[1].height == 9  # hub + its 8 pool neighbours
