@@ -15,7 +15,6 @@ of text on one core (``annotate_dictionary``, the code the pipeline runs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from benchlib import emit
 
 from bali.text.dictionary import DictionaryOptions, annotate_dictionary, build_dictionary
 from bali.text.readers import iter_documents
@@ -115,15 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         "annotate_s": round(annotate_s, 2), "mb_per_s_one_core": round(text_mb / annotate_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    print("| names | text MB | mentions | build s | automaton RSS MB | annotate s "
-          "| MB/s (1 core) |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| {result['names']:,} | {result['text_mb']} | {result['mentions']:,} | "
-          f"{result['build_s']} | {result['automaton_rss_mb']} | {result['annotate_s']} | "
-          f"{result['mb_per_s_one_core']} |")
-    if args.json:
-        with open(args.json, "a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    emit(result, {"names": "names", "text_mb": "text MB", "mentions": "mentions",
+                  "build_s": "build s", "automaton_rss_mb": "automaton RSS MB",
+                  "annotate_s": "annotate s", "mb_per_s_one_core": "MB/s (1 core)"}, args.json)
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from benchlib import emit
 
 from bali.text.schema import SENTENCES
 
@@ -91,14 +92,9 @@ def main(argv: list[str] | None = None) -> int:
               "peak_rss_mb": round(peak_mb), **{k: stats[k] for k in (
                   "candidate_sentences", "concepts_with_candidates", "sampled_sentences",
                   "concepts_above_k", "greedy_seconds")}}
-    print("| sentences | concepts w/ candidates | sampled | wall s | greedy s | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {args.sentences:,} | {result['concepts_with_candidates']:,} | "
-          f"{result['sampled_sentences']:,} | {result['wall_s']} | "
-          f"{result['greedy_seconds']} | {result['peak_rss_mb']} |")
-    if args.json:
-        with open(args.json, "a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    emit(result, {"sentences": "sentences", "concepts_with_candidates": "concepts w/ candidates",
+                  "sampled_sentences": "sampled", "wall_s": "wall s",
+                  "greedy_seconds": "greedy s", "peak_rss_mb": "peak RSS MB"}, args.json)
     return 0
 
 
