@@ -18,4 +18,4 @@ rule all:
     default_target: True
     input:
         rules.build_kg.output,
-        rules.build_subgraphs.output,
+        rules.tokenize.output,

@@ -49,6 +49,22 @@ def test_demo_dag_builds_the_kg(workdir):
     assert "Nothing to be done" in snakemake(workdir, "-n").stdout
 
 
+def test_demo_dag_reaches_training_shards(workdir):
+    """HPO definitions -> dictionary mentions -> balanced sample -> subgraphs -> shards."""
+    from bali.sample.tokenize import NodeTable, ShardDataset
+
+    results = workdir / "results"
+    counts = pl.read_parquet(results / "sample" / "concept_counts.parquet")
+    stats = json.loads((results / "sample" / "sample_stats.json").read_text())
+    assert stats["sampled_sentences"] > 1000 and counts["sampled"].min() >= 1
+    assert (results / "sample" / "sentences_per_concept.png").stat().st_size > 1000
+    dataset, nodes = ShardDataset(results / "shards"), NodeTable(results / "shards")
+    assert len(dataset) == pl.read_parquet(results / "sample" / "sample.parquet").height
+    item = dataset[0]
+    assert item["input_ids"][0] == 101 and len(item["mention_node"]) >= 1
+    assert all(0 <= n < len(nodes) for n in item["mention_node"].tolist())
+
+
 def test_changed_option_reruns_build_kg(workdir):
     proc = snakemake(workdir, "-n", "--config", "kg={'obo': {'synonym_scopes': ['EXACT']}}")
     assert "build_kg" in proc.stdout and "Nothing to be done" not in proc.stdout

