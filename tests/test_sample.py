@@ -172,3 +172,39 @@ def test_pool_cap_and_seeded_order():
     assert len(pool) == 8 and a[0]["degree"].to_list() == [50]
     assert a[0].equals(b[0]) and not a[0].equals(c[0])
     assert a[1].height == 9  # hub + its 8 pool neighbours
+
+
+def test_byte_identical_across_thread_counts(tmp_path):
+    """`bali sample` and `bali subgraphs` give the same bytes with 1 and 2 polars threads."""
+    import os
+    import subprocess
+    import sys
+
+    rnd = random.Random(3)
+    cuis = [f"C{i:07d}" for i in range(300)]
+    spec = {f"d{i // 5}/{i % 5}": rnd.sample(cuis, rnd.randint(1, 4)) for i in range(3000)}
+    corpus(spec).write_parquet(tmp_path / "sentences.parquet")
+    kg = tmp_path / "kg"
+    kg.mkdir()
+    pl.DataFrame({"cui": cuis, "preferred_name": cuis,
+                  "semantic_types": [[] for _ in cuis]},
+                 schema={"cui": pl.String, "preferred_name": pl.String,
+                         "semantic_types": pl.List(pl.String)}).write_parquet(
+        kg / "concepts.parquet")
+    heads = [rnd.choice(cuis) for _ in range(5000)]
+    tails = [rnd.choice(cuis) for _ in range(5000)]
+    pl.DataFrame({"head": heads, "relation": rnd.choices(["is_a", "RO"], k=5000),
+                  "relation_attr": [None] * 5000, "tail": tails, "source": ["X"] * 5000},
+                 schema=EDGES.schema).write_parquet(kg / "edges.parquet")
+    pl.DataFrame({"cui": cuis, "name": [c.lower() for c in cuis], "source": "X",
+                  "term_type": "n", "is_preferred": True}).write_parquet(kg / "names.parquet")
+    outputs = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"out{threads}"
+        env = os.environ | {"POLARS_MAX_THREADS": threads}
+        for argv in (["sample", "--sentences", str(tmp_path / "sentences.parquet")],
+                     ["subgraphs", "--counts", str(out / "concept_counts.parquet")]):
+            subprocess.run([sys.executable, "-m", "bali", *argv, "--kg-dir", str(kg),
+                            "--out-dir", str(out)], check=True, env=env, capture_output=True)
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))})
+    assert len(outputs[0]) == 4 and outputs[0] == outputs[1]
