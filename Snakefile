@@ -12,10 +12,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/kg.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.build_kg.output,
-        rules.tokenize.output,
+        rules.export.output,

@@ -30,12 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     from bali.kg import commands as kg
     from bali.sample import commands as sample
     from bali.text import commands as text
+    from bali.train import commands as train
 
     parser = argparse.ArgumentParser(prog="bali", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"bali {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for stage in (kg, text, sample):
+    for stage in (kg, text, sample, train):
         stage.add_parser(stages)
 
     cfg = stages.add_parser("config", help="validate a workflow config file")

@@ -93,3 +93,19 @@ envvars:
 def parent_dir_of_input(name):
     """Params function: the directory of the named input file."""
     return lambda wildcards, input: Path(input[name]).parent
+
+
+def pretrain_args():
+    """`bali pretrain` options (model from tokenize.model, the run's one seed)."""
+    options = config["pretrain"] | {"seed": config["seed"], "model": config["tokenize"]["model"]}
+    return cli_flags(options, skip=("gpus",))
+
+
+def pretrain_program():
+    """`bali`, or bali under the deepspeed/torchrun launcher for several GPUs."""
+    gpus = config["pretrain"]["gpus"]
+    if gpus <= 1:
+        return "bali"
+    if config["pretrain"]["backend"] == "deepspeed":
+        return f"deepspeed --num_gpus {gpus} $(command -v bali)"
+    return f"torchrun --standalone --nproc_per_node {gpus} $(command -v bali)"

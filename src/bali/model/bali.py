@@ -1,0 +1,108 @@
+"""The BALI model: LM text encoder + graph encoder, returning embeddings, logits and losses.
+
+Forward pass on a batch of :mod:`bali.train.data`:
+
+1. ``LM(masked sentences)`` -> last-layer token vectors ``H``; the MLM head (the
+   checkpoint's own is kept; the authors' code re-initialised it) is applied only at the
+   masked positions.
+2. Entity vectors ``e = pool(H, tokens of the entity's mentions)`` (paper: mean).
+3. Node vectors: every *distinct* name of the batch is encoded once by the same LM (mean of
+   its last-layer token vectors) and scattered to the slots of the star subgraphs;
+   ``g = GNN(slots, edges)`` at the centres. For ``graph_encoder=linear`` the LM instead
+   encodes each concept's linearised subgraph ``[CLS] s_v [SEP] s_u r s_v [SEP] ...``
+   (mean pooled).
+4. ``L = mlm_weight * L_MLM + align_weight * L_align(e, g, target)``; a weight of 0 skips the
+   term (the -MLM / -align ablations).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bali.model.graph import GRAPH_ENCODERS, make_graph_encoder
+from bali.model.losses import make_alignment_loss
+from bali.model.losses.mlm import mlm_loss
+from bali.model.pooling import entity_tokens, make_pooling
+from bali.train.config import ModelConfig
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden [N, L, d]`` over positions where ``mask [N, L]`` is true."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class BaliModel(nn.Module):
+    """``lm`` is a Hugging Face ``*ForMaskedLM``; everything else is built from ``cfg``."""
+
+    def __init__(self, lm: nn.Module, cfg: ModelConfig, num_relations: int):
+        super().__init__()
+        self.lm, self.cfg = lm, cfg
+        dim = lm.config.hidden_size
+        self.pooling = make_pooling(cfg.pooling, dim)
+        self.linearized = getattr(GRAPH_ENCODERS[cfg.graph_encoder], "is_linearized", False)
+        self.graph = None if self.linearized else make_graph_encoder(
+            cfg.graph_encoder, dim, hidden=cfg.gnn_hidden or None, layers=cfg.gnn_layers,
+            heads=cfg.gnn_heads, num_relations=num_relations, use_relations=cfg.use_relations)
+        kwargs = {"temperature": cfg.temperature} if cfg.alignment == "infonce" else {}
+        self.alignment = make_alignment_loss(cfg.alignment, dim, **kwargs)
+
+    def lm_parameters(self) -> list[nn.Parameter]:
+        return list(self.lm.parameters())
+
+    def other_parameters(self) -> list[nn.Parameter]:
+        lm = {id(p) for p in self.lm.parameters()}
+        return [p for p in self.parameters() if id(p) not in lm]
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled last-layer vectors of (unmasked) token sequences, e.g. names."""
+        hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        return masked_mean(hidden.last_hidden_state, attention_mask)
+
+    def node_vectors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``g [C, d]`` for the batch's concepts."""
+        if self.linearized:
+            return self.encode(batch["linear_input_ids"], batch["linear_attention_mask"])
+        names = self.encode(batch["name_input_ids"], batch["name_attention_mask"])
+        x = names[batch["slot_name"]]
+        return self.graph(x, batch["edge_index"], batch["edge_type"], batch["centre"])
+
+    def mlm_head(self) -> nn.Module | None:
+        """The checkpoint's position-wise MLM head (BERT ``cls``, RoBERTa ``lm_head``)."""
+        return getattr(self.lm, "cls", None) or getattr(self.lm, "lm_head", None)
+
+    def masked_lm_loss(self, hidden: torch.Tensor, batch: dict) -> torch.Tensor:
+        """L_MLM, with the head applied only at the masked positions (15% of the tokens)."""
+        labels, head = batch["mlm_labels"], self.mlm_head()
+        if head is None:  # unknown head layout: full logits
+            logits = self.lm(input_ids=batch["input_ids"],
+                             attention_mask=batch["attention_mask"]).logits
+            return mlm_loss(logits, labels)
+        selected = labels != -100
+        return mlm_loss(head(hidden[selected]).unsqueeze(0), labels[selected].unsqueeze(0))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        hidden = self.lm.base_model(input_ids=batch["input_ids"],
+                                    attention_mask=batch["attention_mask"]).last_hidden_state
+        zero = hidden.sum() * 0.0
+        losses = {"mlm_loss": zero, "align_loss": zero}
+        if self.cfg.mlm_weight and "mlm_labels" in batch:
+            losses["mlm_loss"] = self.masked_lm_loss(hidden, batch)
+        tok = entity_tokens(batch["mention_batch"], batch["mention_start"],
+                            batch["mention_end"], batch["mention_entity"])
+        n_entities = int(batch["entity_target"].numel())
+        text = self.pooling(hidden, *tok, n_entities)
+        result = {"text": text}
+        if self.cfg.align_weight:
+            graph = self.node_vectors(batch)
+            losses["align_loss"] = self.alignment(text, graph, batch["entity_target"])
+            with torch.no_grad():
+                sim = nn.functional.normalize(text.float(), dim=-1) @ nn.functional.normalize(
+                    graph.float(), dim=-1).T
+                result["align_acc"] = (sim.argmax(1) == batch["entity_target"]).float().mean()
+            result["graph"] = graph
+        result.update(losses)
+        result["loss"] = (self.cfg.mlm_weight * losses["mlm_loss"]
+                          + self.cfg.align_weight * losses["align_loss"])
+        return result

@@ -1,0 +1,96 @@
+"""Cross-modal InfoNCE alignment loss, L_align of BALI (paper §4.2; van den Oord et al. 2018).
+
+With s_ij = cos(e_i, g_j) and temperature τ, the text->graph direction is, per entity i,
+
+    -log( exp(s_i,t(i) / τ) / Σ_c exp(s_ic / τ) )
+
+(cross-entropy over the C concept rows of the batch with target t(i)). The paper prints the
+denominator as Σ_j exp(cos(e_j, g_j)/τ); we read that as the usual Σ_j exp(cos(e_i, g_j)/τ).
+A batch holds each concept once (``graph [C, d]``), so the entities of a repeated concept share
+one graph row: each of them is a positive of that row and never a negative of it.
+
+The graph->text direction (``symmetric=True``) treats each concept c as an anchor over the E
+entities, with the multi-positive set P(c) = {i : t(i) = c}:
+
+    -log( Σ_{i∈P(c)} exp(s_ic / τ) / Σ_i exp(s_ic / τ) )
+
+averaged over the concepts that have at least one entity. The loss is the mean of the two
+directions. The authors' code used τ = 0.07 and the symmetric loss; both are the defaults here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DEFAULT_TEMPERATURE = 0.07
+
+
+def cosine_logits(text: Tensor, graph: Tensor, temperature: float) -> Tensor:
+    """``[E, C]`` matrix of cos(text_i, graph_j) / τ, computed in float32."""
+    return F.normalize(text.float(), dim=-1) @ F.normalize(graph.float(), dim=-1).T / temperature
+
+
+def multi_positive_nll(logits: Tensor, positive: Tensor) -> Tensor:
+    """Per-row ``-log(Σ_{j∈P} exp(l_j) / Σ_j exp(l_j))`` for a boolean positive mask [R, K]."""
+    pos = logits.masked_fill(~positive, float("-inf"))
+    return torch.logsumexp(logits, dim=-1) - torch.logsumexp(pos, dim=-1)
+
+
+def info_nce(
+    text: Tensor,
+    graph: Tensor,
+    target: Tensor,
+    temperature: float = DEFAULT_TEMPERATURE,
+    symmetric: bool = True,
+) -> Tensor:
+    """InfoNCE between entities ``text [E, d]`` and unique concept rows ``graph [C, d]``.
+
+    ``target [E]`` is the concept row of each entity. Returns a scalar (see the module docstring).
+    """
+    logits = cosine_logits(text, graph, temperature)  # [E, C]
+    t2g = F.cross_entropy(logits, target)
+    if not symmetric:
+        return t2g
+    positive = target[None, :] == torch.arange(graph.shape[0], device=target.device)[:, None]
+    present = positive.any(dim=1)  # concepts with at least one entity
+    g2t = multi_positive_nll(logits.T[present], positive[present]).mean()
+    return (t2g + g2t) / 2
+
+
+def info_nce_pairs(
+    text: Tensor,
+    graph: Tensor,
+    concept_ids: Tensor,
+    temperature: float = DEFAULT_TEMPERATURE,
+    symmetric: bool = True,
+) -> Tensor:
+    """InfoNCE over B paired rows ``text [B, d]``, ``graph [B, d]`` (graph rows may repeat).
+
+    Every pair (i, j) with ``concept_ids[i] == concept_ids[j]`` is a positive; each row's loss is
+    the multi-positive ``-log(Σ_{j∈P(i)} exp(s_ij/τ) / Σ_j exp(s_ij/τ))``, averaged over rows, and
+    the symmetric loss averages the text->graph and graph->text directions. With distinct ids
+    this is the paper's formula (CLIP-style InfoNCE with positives on the diagonal).
+    """
+    logits = cosine_logits(text, graph, temperature)  # [B, B]
+    positive = concept_ids[:, None] == concept_ids[None, :]
+    t2g = multi_positive_nll(logits, positive).mean()
+    if not symmetric:
+        return t2g
+    return (t2g + multi_positive_nll(logits.T, positive.T).mean()) / 2
+
+
+class InfoNCELoss(nn.Module):
+    """:func:`info_nce` as a module: ``forward(text [E, d], graph [C, d], target [E])``."""
+
+    def __init__(self, temperature: float = DEFAULT_TEMPERATURE, symmetric: bool = True) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.symmetric = symmetric
+
+    def forward(self, text: Tensor, graph: Tensor, target: Tensor) -> Tensor:
+        return info_nce(text, graph, target, self.temperature, self.symmetric)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, symmetric={self.symmetric}"

@@ -1,0 +1,1 @@
+"""BALI pretraining: batches, the loop, torch and DeepSpeed backends, export."""

@@ -1,0 +1,148 @@
+"""Two training backends behind one interface: plain torch and DeepSpeed ZeRO-2.
+
+``Backend.micro_step(loss, boundary)`` back-propagates one micro-batch and, at an
+accumulation boundary, clips, steps the optimizer and the LR schedule. ``save``/``load``
+write and restore a checkpoint directory including the caller's ``client_state`` (step,
+RNG states). The torch backend runs on CPU, one GPU, or several under ``torchrun`` (DDP,
+from ``WORLD_SIZE``/``LOCAL_RANK``); bf16 autocast on GPU. DeepSpeed is imported only in
+:class:`DeepSpeedBackend`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bali.train.config import TrainConfig
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: LM parameters at ``lr_lm``, the rest at ``lr_other``; no weight decay on
+    biases and LayerNorm weights."""
+    groups = []
+    for params, lr in ((model.lm_parameters(), cfg.lr_lm), (model.other_parameters(),
+                                                            cfg.lr_other)):
+        decay = [p for p in params if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in params if p.requires_grad and p.ndim <= 1]
+        groups += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
+                   {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+    """Linear warm-up over ``warmup_ratio * steps``, then cosine decay to zero."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.steps),
+                                           cfg.steps)
+
+
+class TorchBackend:
+    """Plain PyTorch: CPU, one GPU, or DDP under torchrun."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig):
+        self.cfg = cfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg))
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.module = model
+        if self.world > 1:
+            torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[local] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        self.is_main = int(os.environ.get("RANK", "0")) == 0
+
+    def autocast(self):
+        if self.device.type == "cuda" and self.cfg.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self, batch: dict) -> dict:
+        with self.autocast():
+            return self.model({k: v.to(self.device) for k, v in batch.items()})
+
+    def micro_step(self, loss: torch.Tensor, boundary: bool) -> None:
+        (loss / self.cfg.grad_accum).backward()
+        if boundary:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def learning_rates(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def save(self, directory: Path, client_state: dict) -> None:
+        from bali.io import atomic_paths
+
+        state = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "client": client_state}
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_paths(directory / "state.pt") as (tmp,):
+            torch.save(state, tmp)
+
+    def load(self, directory: Path) -> dict:
+        state = torch.load(directory / "state.pt", map_location=self.device, weights_only=True)
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        return state["client"]
+
+
+class DeepSpeedBackend:
+    """DeepSpeed with the ZeRO-2 settings of ``cfg.deepspeed_config`` (bf16 on GPU)."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig):
+        for key, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"),
+                           ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29511")):
+            os.environ.setdefault(key, value)  # single process without a launcher
+        if not torch.cuda.is_available():
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed
+
+        self.cfg = cfg
+        ds_config = json.loads(Path(cfg.deepspeed_config).read_text())
+        ds_config.update({
+            "train_micro_batch_size_per_gpu": cfg.batch_size,
+            "gradient_accumulation_steps": cfg.grad_accum,
+            "gradient_clipping": cfg.max_grad_norm,
+        })
+        ds_config.pop("train_batch_size", None)
+        ds_config["bf16"] = {"enabled": bool(cfg.bf16 and torch.cuda.is_available())}
+        optimizer = torch.optim.AdamW(param_groups(model, cfg))
+        scheduler = make_scheduler(optimizer, cfg)
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
+        self.module = model
+        self.device = self.engine.device
+        self.is_main = self.engine.global_rank == 0
+
+    def forward(self, batch: dict) -> dict:
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        return self.engine(batch)
+
+    def micro_step(self, loss: torch.Tensor, boundary: bool) -> None:
+        self.engine.backward(loss)
+        self.engine.step()  # steps optimizer and schedule only at the accumulation boundary
+
+    def learning_rates(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def save(self, directory: Path, client_state: dict) -> None:
+        self.engine.save_checkpoint(str(directory), tag="state", client_state=client_state)
+
+    def load(self, directory: Path) -> dict:
+        _, client_state = self.engine.load_checkpoint(str(directory), tag="state")
+        return client_state
+
+
+BACKENDS = {"torch": TorchBackend, "deepspeed": DeepSpeedBackend}

@@ -1,0 +1,50 @@
+"""``bali pretrain`` and ``bali export``: the training stage's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bali.config import add_options, options_from_args
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from bali.train.config import ModelConfig, TrainConfig
+    from bali.train.loop import pretrain
+
+    summary = pretrain(args.shards, args.run_dir, options_from_args(ModelConfig, args),
+                       options_from_args(TrainConfig, args), resume=args.resume,
+                       progress=not args.no_progress)
+    print(json.dumps(summary))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from bali.train.export import export_run
+
+    print(json.dumps(export_run(args.run_dir, args.out_dir)))
+
+
+def add_parser(stages: argparse._SubParsersAction) -> None:
+    """Register ``bali pretrain`` and ``bali export``."""
+    from bali.train.config import ModelConfig, TrainConfig
+
+    pre = stages.add_parser(
+        "pretrain", help="BALI pretraining (MLM + graph alignment), torch or DeepSpeed",
+        description="Pretrain the LM on the training shards. Writes config.json, "
+        "metrics.jsonl, checkpoints/, model.safetensors and curves.png into --run-dir.")
+    pre.add_argument("--shards", required=True, type=Path, help="directory of bali tokenize")
+    pre.add_argument("--run-dir", required=True, type=Path)
+    pre.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_options(pre, ModelConfig)
+    add_options(pre, TrainConfig)
+    pre.set_defaults(func=_pretrain)
+
+    exp = stages.add_parser(
+        "export", help="pretraining run -> Hugging Face model directory",
+        description="Write the text encoder and tokenizer (save_pretrained, safetensors), "
+        "the graph encoder weights and a model card.")
+    exp.add_argument("--run-dir", required=True, type=Path)
+    exp.add_argument("--out-dir", required=True, type=Path)
+    exp.set_defaults(func=_export)

@@ -1,0 +1,69 @@
+"""``bali export``: a pretraining run -> a Hugging Face model directory.
+
+Writes the text encoder with ``save_pretrained`` (safetensors; ``AutoModel.from_pretrained``
+loads the encoder, ``AutoModelForMaskedLM`` the encoder with its MLM head), the tokenizer,
+``bali_graph.safetensors`` (graph encoder, entity pooling and alignment-head weights, for
+analysis; the paper discards them after pretraining) and a ``README.md`` model card with the
+run's configuration and last metrics. Weights are read from ``model.safetensors`` (never an
+untrusted pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bali.io import BaliInputError
+from bali.train.config import ModelConfig
+
+
+def export_run(run_dir: Path, out_dir: Path) -> dict:
+    """Export the final weights of ``run_dir`` into ``out_dir``; returns a summary."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    from bali.train.loop import build_model
+
+    weights = run_dir / "model.safetensors"
+    if not weights.exists():
+        raise BaliInputError(weights, "no final weights: has the pretraining run finished?")
+    config = json.loads((run_dir / "config.json").read_text())
+    mcfg = ModelConfig(**config["model"])
+    relations = json.loads((Path(config["shards"]) / "relations.json").read_text())
+    model = build_model(mcfg, len(relations))
+    model.load_state_dict(load_file(str(weights)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.lm.save_pretrained(out_dir, safe_serialization=True)
+    AutoTokenizer.from_pretrained(config["shards_meta"]["tokenizer_dir"]).save_pretrained(out_dir)
+    extra = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("lm.")}
+    if extra:
+        save_file(extra, str(out_dir / "bali_graph.safetensors"))
+    metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(metrics[-1]) if metrics else {}
+    (out_dir / "README.md").write_text(_model_card(config, last))
+    return {"out_dir": str(out_dir), "graph_tensors": len(extra), "last_metrics": last}
+
+
+def _model_card(config: dict, last: dict) -> str:
+    m, t = config["model"], config["train"]
+    return f"""---
+library_name: transformers
+tags: [bali, biomedical, knowledge-graph, masked-lm]
+---
+# BALI-pretrained {m['model']}
+
+Text encoder aligned with a knowledge-graph encoder by BALI pretraining (SIGIR 2025):
+masked language modelling (weight {m['mlm_weight']}) plus {m['alignment']} alignment
+(weight {m['align_weight']}, tau {m['temperature']}) of entity mentions ({m['pooling']}
+pooling) with {m['graph_encoder']} node representations of 1-hop subgraphs
+(<= {m['max_neighbors']} neighbours). {t['steps']} steps, batch {t['batch_size']} x
+{t['grad_accum']}, lr {t['lr_lm']} (LM) / {t['lr_other']} (other), seed {t['seed']},
+backend {t['backend']}.
+
+Load with `AutoModel.from_pretrained(this_dir)`. Last step: `{json.dumps(last)}`
+
+## Configuration
+```json
+{json.dumps({k: config[k] for k in ("model", "train", "shards")}, indent=2)}
+```
+"""

@@ -1,0 +1,51 @@
+"""Pretraining stage: shards -> BALI run (checkpoints, metrics, curves) -> HF model dir."""
+
+
+rule pretrain:
+    input:
+        shards=rules.tokenize.output,
+        meta=f"{RESULTS}/shards/meta.json",
+    output:
+        weights=f"{RESULTS}/pretrain/model.safetensors",
+        metrics=f"{RESULTS}/pretrain/metrics.jsonl",
+        curves=f"{RESULTS}/pretrain/curves.png",
+    params:
+        args=pretrain_args(),
+        program=pretrain_program(),
+        shards=parent_dir_of_input("meta"),
+        run_dir=parent_dir("weights"),
+        code=code_digest("model", "train"),
+    log:
+        f"{LOGS}/pretrain.log",
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=1440,
+        gpu=config["pretrain"]["gpus"],
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "{params.program} pretrain --shards {params.shards} --run-dir {params.run_dir} "
+        "--resume --no-progress {params.args} > {log} 2>&1"
+
+
+rule export:
+    input:
+        weights=f"{RESULTS}/pretrain/model.safetensors",
+    output:
+        model=f"{RESULTS}/model/model.safetensors",
+        card=f"{RESULTS}/model/README.md",
+    params:
+        run_dir=parent_dir_of_input("weights"),
+        out_dir=parent_dir("model"),
+        code=code_digest("model", "train"),
+    log:
+        f"{LOGS}/export.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "bali export --run-dir {params.run_dir} --out-dir {params.out_dir} > {log} 2>&1"
