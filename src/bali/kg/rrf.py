@@ -87,11 +87,13 @@ def _guard_expr(columns: list[str]) -> pl.Expr:
     valid = pl.col("_trailing").is_null()
     if "SUPPRESS" in columns:
         valid &= pl.col("SUPPRESS").is_in(SUPPRESS_FLAGS).fill_null(False)
-    if "TUI" in columns:
-        valid &= pl.col("TUI").str.contains(r"^T\d{3}$").fill_null(False)
-    for c in ("CUI", "CUI1", "CUI2"):
+    if "TUI" in columns:  # T + 3 digits: a cheap shape check (the diagnosis uses regexes)
+        valid &= ((pl.col("TUI").str.len_bytes() == 4) & pl.col("TUI").str.starts_with("T")
+                  ).fill_null(False)
+    for c in ("CUI", "CUI1", "CUI2"):  # C + 7 digits (MRREL's UInt32 cast checks the digits)
         if c in columns:
-            valid &= pl.col(c).str.contains(r"^C\d{7}$").fill_null(False)
+            valid &= ((pl.col(c).str.len_bytes() == 8) & pl.col(c).str.starts_with("C")
+                      ).fill_null(False)
     return (
         pl.when(valid)
         .then(pl.lit("1"))

@@ -15,6 +15,7 @@ All tables are sorted, so the same input gives byte-identical files.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -59,36 +60,71 @@ def table_paths(out_dir: str | Path) -> dict[str, Path]:
     return {t: Path(out_dir) / f"{t}.parquet" for t in TABLES}
 
 
+ROW_GROUP = 1 << 20  # rows per Parquet row group: fixed, so files are byte-identical
+ZSTD_LEVEL = 1  # fast; KG tables are written once per build and read often
+
+
+def write_table(frame: pl.DataFrame | pl.LazyFrame, path: Path, row_group_size: int = ROW_GROUP,
+                optimizations: pl.QueryOptFlags | None = None) -> int:
+    """Write ``frame`` as zstd Parquet in row groups of ``row_group_size`` rows; returns rows.
+
+    A LazyFrame is written slice by slice (each slice collected, converted and appended as
+    one row group), which bounds memory and, unlike ``sink_parquet``, fixes the row-group
+    boundaries, so the same input gives the same bytes.
+    """
+    if isinstance(frame, pl.DataFrame):
+        frame.write_parquet(path, compression="zstd", compression_level=ZSTD_LEVEL,
+                            statistics=True, row_group_size=row_group_size)
+        return frame.height
+    import pyarrow.parquet as pq
+
+    opts = {} if optimizations is None else {"optimizations": optimizations}
+    rows, writer = 0, None
+    try:
+        while True:
+            chunk = frame.slice(rows, row_group_size).collect(**opts).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, chunk.schema, compression="zstd",
+                                          compression_level=ZSTD_LEVEL)
+            if chunk.num_rows or rows == 0:
+                writer.write_table(chunk, row_group_size=row_group_size)
+            rows += chunk.num_rows
+            if chunk.num_rows < row_group_size:
+                return rows
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def write_kg(
     tables: dict[str, pl.DataFrame | pl.LazyFrame],
     out_dir: str | Path,
     presorted: tuple[str, ...] = (),
     optimizations: pl.QueryOptFlags | None = None,
+    row_group_size: int = ROW_GROUP,
 ) -> dict[str, int]:
     """Sort, type-check and write the four tables into ``out_dir`` all-or-nothing.
 
     Tables named in ``presorted`` are already in ``SORT_KEYS`` order (a cheaper integer sort
-    upstream) and are not sorted again. LazyFrames are streamed to disk (``sink_parquet``).
-    ``optimizations`` is passed to the sink of LazyFrames. Returns ``{table: row count}``.
+    upstream) and are not sorted again. LazyFrames (meant for frames backed by memory, such
+    as the UMLS edges whose string columns are rebuilt while writing) are written slice by
+    slice with ``optimizations``. Returns ``{table: row count}``.
     """
-    sink_opts = {} if optimizations is None else {"optimizations": optimizations}
     from bali.io import atomic_paths, check_schema
 
     if set(tables) != set(TABLES):
         raise ValueError(f"write_kg needs tables {sorted(TABLES)}, got {sorted(tables)}")
     paths = table_paths(out_dir)
-    counts: dict[str, int] = {}
-    with atomic_paths(*paths.values()) as tmps:
-        for (name, path), tmp in zip(paths.items(), tmps, strict=True):
-            frame = tables[name].select(list(TABLES[name]))
-            if name not in presorted:
-                frame = frame.sort(SORT_KEYS[name], nulls_last=False)
-            check_schema(path, TABLES[name], frame.collect_schema())
-            if isinstance(frame, pl.LazyFrame):
-                frame.sink_parquet(
-                    tmp, compression="zstd", statistics=True, engine="streaming", **sink_opts
-                )
-            else:
-                frame.write_parquet(tmp, compression="zstd", statistics=True)
-            counts[name] = pl.scan_parquet(tmp).select(pl.len()).collect().item()
-    return counts
+
+    def write(name: str, path: Path, tmp: Path) -> int:
+        frame = tables[name].select(list(TABLES[name]))
+        if name not in presorted:
+            frame = frame.sort(SORT_KEYS[name], nulls_last=False)
+        check_schema(path, TABLES[name], frame.collect_schema())
+        return write_table(frame, tmp, row_group_size, optimizations)
+
+    with atomic_paths(*paths.values()) as tmps, ThreadPoolExecutor(len(paths)) as pool:
+        # polars releases the GIL: the four sorts and writes overlap on the cores
+        futures = {name: pool.submit(write, name, path, tmp)
+                   for (name, path), tmp in zip(paths.items(), tmps, strict=True)}
+        return {name: future.result() for name, future in futures.items()}
