@@ -271,7 +271,7 @@ def check_spans(out: Path, sample: pl.DataFrame, tokenizer) -> int:
         kept = sorted((m["start"], m["end"]) for m in src["mentions"])
         assert len(kept) == len(row["mention_start"])  # none dropped in these inputs
         for (ms, me), s, e in zip(kept, row["mention_start"], row["mention_end"], strict=True):
-            assert 1 <= s < e <= len(row["input_ids"]) - 1
+            assert s >= 1 and s < e <= len(row["input_ids"]) - 1  # inside [CLS] ... [SEP]
             assert norm(tokenizer.decode(row["input_ids"][s:e])) == norm(src["text"][ms:me])
             for ts, te in offsets[s - 1:e - 1]:
                 assert ts < me and te > ms
