@@ -1,0 +1,1 @@
+"""Evaluation of (pretrained) encoders on the paper's §5 benchmarks."""

@@ -1,0 +1,189 @@
+"""Zero-shot entity linking (paper Table 3; protocol of Tutubalina et al. 2020).
+
+Formats (BioSyn): dictionary lines ``ids||name`` (ids joined by ``|``); mention files
+``PMID||start|end||type||mention||ids`` (a composite mention lists several ids joined by
+``|`` or ``+``).
+
+Refined test set: drop test mentions whose lower-cased text occurs in the training mentions
+(train and dev) or as a dictionary name, drop mentions without an id (``-1``), then keep one
+row per (lower-cased mention, ids).
+
+Retrieval: mentions and dictionary names are encoded by the model (``cls`` or ``mean``
+pooling of the last layer), L2-normalised, and the ``k`` nearest names by cosine are found
+in chunks (mention chunks x dictionary chunks with a running top-k, so no mentions x names
+matrix is ever held). A mention is a hit at k when any id of its gold ids is an id of any of
+its k nearest names (the rule for composite mentions too). Acc@1 and Acc@5 are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from bali.io import BaliInputError, check_input_file
+
+
+@dataclass(frozen=True)
+class ELOptions:
+    """Options of :func:`evaluate_zeroshot`."""
+
+    pooling: str = field(default="cls", metadata={"help": "cls or mean pooling of the LM"})
+    max_length: int = field(default=25, metadata={"help": "tokens per name or mention"})
+    batch_size: int = field(default=256, metadata={"help": "texts per encoder batch"})
+    chunk: int = field(default=4096, metadata={"help": "rows per retrieval chunk"})
+
+
+def read_dictionary(path: str | Path) -> pl.DataFrame:
+    """BioSyn dictionary -> (name, ids list)."""
+    p = check_input_file(path)
+    rows = []
+    with open(p, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            ids, sep, name = line.rstrip("\n").partition("||")
+            if not sep or not name.strip():
+                raise BaliInputError(p, "expected 'ids||name'", lineno)
+            rows.append({"name": name.strip(), "ids": [i for i in ids.split("|") if i]})
+    return pl.DataFrame(rows, schema={"name": pl.String, "ids": pl.List(pl.String)})
+
+
+def read_mentions(path: str | Path) -> pl.DataFrame:
+    """BioSyn ``.concept`` file -> (doc_id, mention, type, ids list)."""
+    p = check_input_file(path)
+    rows = []
+    with open(p, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("||")
+            if len(fields) != 5:
+                raise BaliInputError(p, "expected 'PMID||start|end||type||mention||ids'", lineno)
+            ids = [i for i in fields[4].replace("+", "|").split("|") if i and i != "-1"]
+            rows.append({"doc_id": fields[0], "type": fields[2], "mention": fields[3].strip(),
+                         "ids": ids})
+    return pl.DataFrame(rows, schema={"doc_id": pl.String, "type": pl.String,
+                                      "mention": pl.String, "ids": pl.List(pl.String)})
+
+
+def refine(test: pl.DataFrame, seen: list[pl.DataFrame], dictionary: pl.DataFrame) -> pl.DataFrame:
+    """The refined test set of the module docstring."""
+    known = pl.concat([*(s.select(pl.col("mention").str.to_lowercase()) for s in seen),
+                       dictionary.select(pl.col("name").str.to_lowercase().alias("mention"))])
+    return (
+        test.with_columns(key=pl.col("mention").str.to_lowercase())
+        .filter(pl.col("ids").list.len() > 0)
+        .join(known.unique().rename({"mention": "key"}), on="key", how="anti")
+        .unique(["key", "ids"], keep="first", maintain_order=True)
+        .drop("key")
+    )
+
+
+@torch.no_grad()
+def encode(texts: list[str], model, tokenizer, opts: ELOptions) -> torch.Tensor:
+    """L2-normalised ``cls``/``mean`` embeddings of ``texts`` [N, d] (float32, CPU)."""
+    out = []
+    for i in range(0, len(texts), opts.batch_size):
+        batch = tokenizer(texts[i:i + opts.batch_size], padding=True, truncation=True,
+                          max_length=opts.max_length, return_tensors="pt")
+        hidden = model(**batch).last_hidden_state
+        if opts.pooling == "cls":
+            vec = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        out.append(torch.nn.functional.normalize(vec.float(), dim=-1))
+    return torch.cat(out) if out else torch.empty(0, model.config.hidden_size)
+
+
+def top_k(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """Indices [Q, k] of the k largest ``queries @ keys.T`` per row, computed in chunks."""
+    k = min(k, keys.shape[0])
+    result = []
+    for q in queries.split(chunk):
+        best_s = torch.full((q.shape[0], k), -torch.inf)
+        best_i = torch.zeros((q.shape[0], k), dtype=torch.long)
+        for start in range(0, keys.shape[0], chunk):
+            s = q @ keys[start:start + chunk].T
+            cand_s = torch.cat([best_s, s], dim=1)
+            cand_i = torch.cat([best_i, torch.arange(start, start + s.shape[1]).expand_as(s)], 1)
+            best_s, pos = cand_s.topk(k, dim=1)
+            best_i = cand_i.gather(1, pos)
+        result.append(best_i)
+    return torch.cat(result) if result else torch.empty(0, k, dtype=torch.long)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def dictionary_from_mentions(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """A dictionary of the distinct (mention, ids) of annotated mentions (used where the
+    vocabulary is not available, e.g. CTD chemicals for BC5CDR-chemical)."""
+    return (pl.concat(frames).filter(pl.col("ids").list.len() > 0)
+            .select(pl.col("mention").alias("name"), "ids").unique(maintain_order=True))
+
+
+def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: Path,
+                      seen_paths: list[Path], opts: ELOptions,
+                      cache_dir: Path | None = None) -> dict:
+    """Acc@1/Acc@5 of ``model_dir`` on the refined test set; returns the result record.
+    Without ``dictionary_path`` the dictionary is built from the ``seen`` mentions."""
+    from transformers import AutoModel, AutoTokenizer
+
+    if opts.pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be cls or mean, not {opts.pooling!r}")
+    t0 = time.perf_counter()
+    seen = [read_mentions(p) for p in seen_paths]
+    if dictionary_path is None:
+        dictionary = dictionary_from_mentions(seen)
+        note = "dictionary built from the train/dev mentions (no vocabulary given)"
+    else:
+        dictionary, note = read_dictionary(dictionary_path), f"dictionary {dictionary_path}"
+    test = read_mentions(test_path)
+    refined = refine(test, seen, dictionary)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    names = dictionary["name"].to_list()
+    cache = None
+    if cache_dir is not None:  # dictionary embeddings, per model weights x dictionary x options
+        source = _digest(dictionary_path) if dictionary_path else [_digest(p) for p in seen_paths]
+        key = hashlib.sha256(json.dumps([_digest(f) for f in sorted(Path(model_dir).glob(
+            "*.safetensors"))] + [source, asdict(opts)]).encode()).hexdigest()
+        cache = Path(cache_dir) / f"dict-{key[:24]}.npy"
+    if cache is not None and cache.exists():
+        keys = torch.from_numpy(np.load(cache))
+    else:
+        keys = encode(names, model, tokenizer, opts)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cache, keys.numpy())
+    queries = encode(refined["mention"].to_list(), model, tokenizer, opts)
+    nearest = top_k(queries, keys, 5, opts.chunk).tolist()
+    dict_ids = dictionary["ids"].to_list()
+    hits1 = hits5 = 0
+    for gold, cand in zip(refined["ids"].to_list(), nearest, strict=True):
+        gold = set(gold)
+        hit = [bool(gold & set(dict_ids[c])) for c in cand]
+        hits1 += hit[0]
+        hits5 += any(hit)
+    n = refined.height
+    return {
+        "task": "el_zeroshot", "model": str(model_dir), "options": asdict(opts),
+        "metrics": {"acc@1": hits1 / n if n else 0.0, "acc@5": hits5 / n if n else 0.0},
+        "counts": {"test_mentions": test.height, "refined_test_mentions": n,
+                   "dictionary_names": dictionary.height},
+        "data": {"dictionary": str(dictionary_path) if dictionary_path else None,
+                 "test": str(test_path), "seen": [str(p) for p in seen_paths],
+                 "sha256": {str(p): _digest(Path(p)) for p in [
+                     *([dictionary_path] if dictionary_path else []), test_path, *seen_paths]}},
+        "dictionary_note": note,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
