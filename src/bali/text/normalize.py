@@ -59,13 +59,12 @@ def normalize_mentions(
     if opts.entity_types:
         raw = raw.filter(pl.col("entity_type").is_in(opts.entity_types))
     raw = raw.with_row_index("_m")
-    ids = (
-        raw.filter(pl.col("cui").is_null())  # preset nodes (dictionary) are not re-mapped
-        .select("_m", pl.col("source_ids").alias("raw_id"))
-        .explode("raw_id")
-        .drop_nulls()
+    all_ids = (
+        raw.select("_m", pl.col("source_ids").alias("raw_id")).explode("raw_id").drop_nulls()
     )
-    distinct = ids["raw_id"].unique().sort().to_list()
+    # preset nodes (dictionary) are not re-mapped
+    ids = all_ids.join(raw.filter(pl.col("cui").is_null()).select("_m"), on="_m", how="semi")
+    distinct = all_ids["raw_id"].unique().sort().to_list()  # parse each distinct id once
     keys = [id_key(i) for i in distinct]
     lookup = pl.DataFrame(
         {"raw_id": distinct, "source": [k[0] if k else None for k in keys],
@@ -90,26 +89,25 @@ def normalize_mentions(
     hits = ids.join(id_to_cui, on="raw_id").select("_m", pl.col("cui").alias("_cui")).unique()
     preset = raw.filter(pl.col("cui").is_not_null()).select("_m", pl.col("cui").alias("_cui"))
     hits = pl.concat([hits, preset]).unique()
-    mapped_ids = set(hits["_m"].to_list())
+    mapped = hits.select("_m").unique()
     out = raw.join(hits, on="_m", how="left").with_columns(pl.col("_cui").alias("cui"))
     if opts.drop_unmapped:
         out = out.filter(pl.col("cui").is_not_null())
     out = out.sort("doc_id", "start", "end", "cui", nulls_last=True).select(list(MENTIONS))
 
-    all_ids = raw.select("_m", pl.col("source_ids").alias("raw_id")).explode("raw_id")
     per_prefix = (
-        all_ids.drop_nulls()
-        .with_columns(prefix=pl.col("raw_id").map_elements(_prefix, return_dtype=pl.String))
+        all_ids.join(lookup.select("raw_id", "prefix"), on="raw_id")
         .select("_m", "prefix").unique()
-        .with_columns(mapped=pl.col("_m").is_in(list(mapped_ids)))
+        .join(mapped.with_columns(mapped=pl.lit(True)), on="_m", how="left")
+        .with_columns(pl.col("mapped").fill_null(False))
         .group_by("prefix")
         .agg(mapped=pl.col("mapped").sum(), unmapped=(~pl.col("mapped")).sum())
         .sort("prefix")
     )
     report = {
         "mentions": raw.height,
-        "mapped": len(mapped_ids),
-        "unmapped": raw.height - len(mapped_ids),
+        "mapped": mapped.height,
+        "unmapped": raw.height - mapped.height,
         "rows": out.height,
         "by_prefix": {p: {"mapped": m, "unmapped": u} for p, m, u in per_prefix.iter_rows()},
     }
