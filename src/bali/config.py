@@ -14,7 +14,6 @@ import argparse
 import copy
 import dataclasses
 import shlex
-import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,8 +104,6 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
                                 help=f"{doc} (default: {' '.join(default) or 'none'})")
         else:
             base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-            if isinstance(hint, types.UnionType) and base is str:
-                base = str
             parser.add_argument(flag, type=base, default=default,
                                 help=f"{doc} (default: {default})")
 

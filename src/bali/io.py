@@ -38,7 +38,7 @@ def check_input_file(path: str | os.PathLike, *, allow_empty: bool = False) -> P
     return p
 
 
-def first_non_utf8_line(path: str | os.PathLike, chunk_lines: int = 1 << 16) -> int | None:
+def first_non_utf8_line(path: str | os.PathLike) -> int | None:
     """1-based number of the first line that is not valid UTF-8, or None. Streams the file."""
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from bali.model.graph import GRAPH_ENCODERS, make_graph_encoder
-from bali.model.losses import make_alignment_loss
+from bali.model.losses import make_alignment_loss, total_loss
 from bali.model.losses.mlm import mlm_loss
 from bali.model.pooling import entity_tokens, make_pooling
 from bali.train.config import ModelConfig
@@ -103,6 +103,6 @@ class BaliModel(nn.Module):
                 result["align_acc"] = (sim.argmax(1) == batch["entity_target"]).float().mean()
             result["graph"] = graph
         result.update(losses)
-        result["loss"] = (self.cfg.mlm_weight * losses["mlm_loss"]
-                          + self.cfg.align_weight * losses["align_loss"])
+        result["loss"] = total_loss(losses["mlm_loss"], losses["align_loss"],
+                                    self.cfg.mlm_weight, self.cfg.align_weight)
         return result

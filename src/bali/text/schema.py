@@ -38,11 +38,6 @@ SENTENCES = {
 }
 
 
-def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """An empty frame with ``schema``."""
-    return pl.DataFrame(schema=schema)
-
-
 def make_document(doc_id: str, title: str, abstract: str) -> dict[str, str]:
     """A documents row: ``text = title + " " + abstract`` (either part may be empty; no
     stripping here, so PubTator offsets stay valid)."""
