@@ -40,35 +40,36 @@ class ELOptions:
     chunk: int = field(default=4096, metadata={"help": "rows per retrieval chunk"})
 
 
-def read_dictionary(path: str | Path) -> pl.DataFrame:
-    """BioSyn dictionary -> (name, ids list)."""
+def _lines(path: str | Path):
+    """(path, line number, line without newline) of the non-blank lines of a UTF-8 file."""
     p = check_input_file(path)
-    rows = []
     with open(p, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            ids, sep, name = line.rstrip("\n").partition("||")
-            if not sep or not name.strip():
-                raise BaliInputError(p, "expected 'ids||name'", lineno)
-            rows.append({"name": name.strip(), "ids": [i for i in ids.split("|") if i]})
+            if line.strip():
+                yield p, lineno, line.rstrip("\n")
+
+
+def read_dictionary(path: str | Path) -> pl.DataFrame:
+    """BioSyn dictionary -> (name, ids list)."""
+    rows = []
+    for p, lineno, line in _lines(path):
+        ids, sep, name = line.partition("||")
+        if not sep or not name.strip():
+            raise BaliInputError(p, "expected 'ids||name'", lineno)
+        rows.append({"name": name.strip(), "ids": [i for i in ids.split("|") if i]})
     return pl.DataFrame(rows, schema={"name": pl.String, "ids": pl.List(pl.String)})
 
 
 def read_mentions(path: str | Path) -> pl.DataFrame:
     """BioSyn ``.concept`` file -> (doc_id, mention, type, ids list)."""
-    p = check_input_file(path)
     rows = []
-    with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("||")
-            if len(fields) != 5:
-                raise BaliInputError(p, "expected 'PMID||start|end||type||mention||ids'", lineno)
-            ids = [i for i in fields[4].replace("+", "|").split("|") if i and i != "-1"]
-            rows.append({"doc_id": fields[0], "type": fields[2], "mention": fields[3].strip(),
-                         "ids": ids})
+    for p, lineno, line in _lines(path):
+        fields = line.split("||")
+        if len(fields) != 5:
+            raise BaliInputError(p, "expected 'PMID||start|end||type||mention||ids'", lineno)
+        ids = [i for i in fields[4].replace("+", "|").split("|") if i and i != "-1"]
+        rows.append({"doc_id": fields[0], "type": fields[2], "mention": fields[3].strip(),
+                     "ids": ids})
     return pl.DataFrame(rows, schema={"doc_id": pl.String, "type": pl.String,
                                       "mention": pl.String, "ids": pl.List(pl.String)})
 
