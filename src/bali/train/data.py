@@ -65,14 +65,18 @@ class BatchDataset(torch.utils.data.Dataset):
         if self.per_epoch == 0:
             raise ValueError(f"{shards}: {len(self.sentences)} sentences < batch size {batch_size}")
         self.num_batches = num_batches if num_batches is not None else self.per_epoch
+        self._perm_epoch, self._perm = None, None
 
     def __len__(self) -> int:
         return self.num_batches
 
     def indices(self, n: int) -> np.ndarray:
         epoch, j = divmod(n, self.per_epoch)
-        perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.sentences))
-        return perm[j * self.batch_size:(j + 1) * self.batch_size]
+        if self._perm_epoch != epoch:  # one permutation per epoch, not per batch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(
+                len(self.sentences))
+            self._perm_epoch = epoch
+        return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         g = n * self.world + self.rank  # this rank's share of the global batch sequence
@@ -145,11 +149,12 @@ class BatchDataset(torch.utils.data.Dataset):
             ids = self.nodes.name_input_ids(name_id).tolist()
             return [t for t in ids if t not in (sp.cls, sp.sep, sp.pad)]
 
+        edges: dict[int, list] = {c: [] for c in centre}
+        for s, d, t in zip(src, dst, etype, strict=True):
+            edges[d].append((bare(slot_name[s]), self.relation_ids[t].tolist()))
         rows = []
         for c in centre:
-            edges = [(bare(slot_name[s]), self.relation_ids[t].tolist())
-                     for s, d, t in zip(src, dst, etype, strict=True) if d == c]
-            rows.append(np.asarray(self.linearize(bare(slot_name[c]), edges, sp.cls, sp.sep,
+            rows.append(np.asarray(self.linearize(bare(slot_name[c]), edges[c], sp.cls, sp.sep,
                                                   self.linear_max_length)))
         ids, mask = _pad(rows, sp.pad)
         return {"linear_input_ids": ids, "linear_attention_mask": mask}
