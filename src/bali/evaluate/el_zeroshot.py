@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from bali.evaluate.metrics import acc_at_k
 from bali.evaluate.results import file_digest, record
 from bali.io import BaliInputError, check_input_file
 
@@ -174,16 +175,12 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
     queries = encode(refined["mention"].to_list(), model, tokenizer, opts)
     nearest = top_k(queries, keys, 5, opts.chunk).tolist()
     dict_ids = dictionary["ids"].to_list()
-    hits1 = hits5 = 0
-    for gold, cand in zip(refined["ids"].to_list(), nearest, strict=True):
-        gold = set(gold)
-        hit = [bool(gold & set(dict_ids[c])) for c in cand]
-        hits1 += hit[0]
-        hits5 += any(hit)
+    gold = refined["ids"].to_list()
+    ranked = [[dict_ids[c] for c in cand] for cand in nearest]
     n = refined.height
     return record(
         task="el_zeroshot", benchmark=benchmark, model=model_dir, seed=seed, labels=labels,
-        metrics={"acc@1": hits1 / n if n else 0.0, "acc@5": hits5 / n if n else 0.0},
+        metrics={"acc@1": acc_at_k(gold, ranked, 1), "acc@5": acc_at_k(gold, ranked, 5)},
         primary="acc@1", options=asdict(opts), data=sources, notes=[note],
         counts={"test_mentions": test.height, "refined_test_mentions": n,
                 "dictionary_names": dictionary.height},
