@@ -57,3 +57,29 @@ def write_meta(directory: Path, conso_rows, rel_rows, sty_rows) -> Path:
     (directory / "MRREL.RRF").write_text("".join(rel_rows), encoding="utf-8")
     (directory / "MRSTY.RRF").write_text("".join(sty_rows), encoding="utf-8")
     return directory
+
+
+def make_tiny_bert(model_dir: Path, texts: list[str], vocab_size: int = 300) -> Path:
+    """Save a 2-layer random BERT (hidden 32) with a WordPiece vocabulary trained on ``texts``
+    into ``model_dir``: loadable by any ``AutoModelFor*`` and ``AutoTokenizer``."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, show_progress=False)
+    tok = BertTokenizerFast(tokenizer_object=wp._tokenizer, unk_token="[UNK]",
+                            pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                            mask_token="[MASK]", do_lower_case=True)
+    tok.save_pretrained(str(model_dir))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertForMaskedLM(cfg).save_pretrained(str(model_dir))
+    return model_dir
+
+
+@pytest.fixture
+def tiny_bert(tmp_path):
+    """``tiny_bert(texts)`` -> directory of a tiny random BERT (see :func:`make_tiny_bert`)."""
+    return lambda texts, vocab_size=300: make_tiny_bert(tmp_path / "tiny-bert", texts, vocab_size)
