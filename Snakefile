@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# The embedded demo config, unless --configfile names others (which then replace it rather
+# than merge into it: `--configfile config/paper.yaml` runs the paper, not demo + paper).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "workflow/rules/common.smk"
@@ -13,10 +18,13 @@ include: "workflow/rules/kg.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.build_kg.output,
-        rules.export.output,
+        [f"{RESULTS}/models/{m}/{v}/model.safetensors" for m, v in RUNS],
+        rules.report.output,

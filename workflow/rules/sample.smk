@@ -60,18 +60,20 @@ rule tokenize:
         sample=f"{RESULTS}/sample/sample.parquet",
         subgraphs=f"{RESULTS}/sample/subgraphs.parquet",
         nodes=f"{RESULTS}/sample/nodes.parquet",
+        checkpoint=lambda wildcards: checkpoint_files(wildcards.model),
     output:
-        sentences=f"{RESULTS}/shards/sentences.arrow",
-        names=f"{RESULTS}/shards/names.arrow",
-        nodes=f"{RESULTS}/shards/nodes.arrow",
-        relations=f"{RESULTS}/shards/relations.json",
-        meta=f"{RESULTS}/shards/meta.json",
+        sentences=f"{RESULTS}/shards/{{model}}/sentences.arrow",
+        names=f"{RESULTS}/shards/{{model}}/names.arrow",
+        nodes=f"{RESULTS}/shards/{{model}}/nodes.arrow",
+        relations=f"{RESULTS}/shards/{{model}}/relations.json",
+        meta=f"{RESULTS}/shards/{{model}}/meta.json",
     params:
         args=cli_flags(config["tokenize"]),
+        model=lambda wildcards: checkpoint(config, wildcards.model),
         out_dir=parent_dir("meta"),
         code=code_digest("sample"),
     log:
-        f"{LOGS}/tokenize.log",
+        f"{LOGS}/tokenize/{{model}}.log",
     threads: 2
     resources:
         mem_mb=8000,
@@ -80,4 +82,5 @@ rule tokenize:
         "../../envs/bali.yaml"
     shell:
         "bali tokenize --sample {input.sample} --subgraphs {input.subgraphs} "
-        "--nodes {input.nodes} --out-dir {params.out_dir} {params.args} > {log} 2>&1"
+        "--nodes {input.nodes} --model {params.model} --out-dir {params.out_dir} "
+        "{params.args} > {log} 2>&1"

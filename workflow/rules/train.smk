@@ -1,27 +1,28 @@
-"""Pretraining stage: shards -> BALI run (checkpoints, metrics, curves) -> HF model dir."""
+"""Pretraining stage, one job per (model, variant) of the grid: shards -> BALI run
+(checkpoints, metrics, curves) -> HF model dir."""
 
 
 rule pretrain:
     input:
-        shards=rules.tokenize.output,
-        meta=f"{RESULTS}/shards/meta.json",
+        shards=f"{RESULTS}/shards/{{model}}/sentences.arrow",
+        meta=f"{RESULTS}/shards/{{model}}/meta.json",
     output:
-        weights=f"{RESULTS}/pretrain/model.safetensors",
-        metrics=f"{RESULTS}/pretrain/metrics.jsonl",
-        curves=f"{RESULTS}/pretrain/curves.png",
+        weights=f"{RESULTS}/pretrain/{{model}}/{{variant}}/model.safetensors",
+        metrics=f"{RESULTS}/pretrain/{{model}}/{{variant}}/metrics.jsonl",
+        curves=f"{RESULTS}/pretrain/{{model}}/{{variant}}/curves.png",
     params:
-        args=pretrain_args(),
-        program=pretrain_program(),
+        args=pretrain_args,
+        program=pretrain_program,
         shards=parent_dir_of_input("meta"),
         run_dir=parent_dir("weights"),
         code=code_digest("model", "train"),
     log:
-        f"{LOGS}/pretrain.log",
+        f"{LOGS}/pretrain/{{model}}/{{variant}}.log",
     threads: 2
     resources:
         mem_mb=16000,
         runtime=1440,
-        gpu=config["pretrain"]["gpus"],
+        gpu=pretrain_gpus,
     conda:
         "../../envs/bali.yaml"
     shell:
@@ -31,16 +32,16 @@ rule pretrain:
 
 rule export:
     input:
-        weights=f"{RESULTS}/pretrain/model.safetensors",
+        weights=f"{RESULTS}/pretrain/{{model}}/{{variant}}/model.safetensors",
     output:
-        model=f"{RESULTS}/model/model.safetensors",
-        card=f"{RESULTS}/model/README.md",
+        model=f"{RESULTS}/models/{{model}}/{{variant}}/model.safetensors",
+        card=f"{RESULTS}/models/{{model}}/{{variant}}/README.md",
     params:
         run_dir=parent_dir_of_input("weights"),
         out_dir=parent_dir("model"),
         code=code_digest("model", "train"),
     log:
-        f"{LOGS}/export.log",
+        f"{LOGS}/export/{{model}}/{{variant}}.log",
     threads: 1
     resources:
         mem_mb=8000,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bali.config import add_options, options_from_args
 from bali.io import write_stats
+from bali.kg.holdout import HoldoutOptions, apply_holdout
 from bali.paths import resolve_input
 
 
@@ -42,6 +43,11 @@ def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
     def run(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         stats = build(args)
+        holdout = options_from_args(HoldoutOptions, args)
+        if holdout.holdout_share > 0:
+            stats["holdout"] = {"options": vars(holdout),
+                                "counts": apply_holdout(args.out_dir, holdout)}
+            stats["counts"]["names"] = stats["holdout"]["counts"]["names"]
         stats["seconds"] = round(time.perf_counter() - t0, 3)
         write_stats(Path(args.out_dir) / "stats.json", stats)
         print(json.dumps(stats["counts"]))
@@ -65,6 +71,7 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     umls.add_argument("--meta", required=True, type=Path, help="UMLS META directory")
     umls.add_argument("--out-dir", required=True, type=Path, help=out_help)
     add_options(umls, UmlsOptions)
+    add_options(umls, HoldoutOptions)
     umls.set_defaults(func=_with_stats(_kg_umls))
 
     obo = kg_sources.add_parser(
@@ -77,4 +84,5 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     obo.add_argument("--genes-to-phenotype", help="HPO genes_to_phenotype.txt")
     obo.add_argument("--out-dir", required=True, type=Path, help=out_help)
     add_options(obo, OboOptions)
+    add_options(obo, HoldoutOptions)
     obo.set_defaults(func=_with_stats(_kg_obo))

@@ -1,0 +1,84 @@
+"""Held-out synonyms: a zero-shot entity-linking test set carved out of the KG itself.
+
+Eligible names are non-preferred names without ``|`` (optionally of the given sources and
+term types) of concepts that keep at least one other name. Each eligible concept is drawn
+with probability ``share`` (NumPy generator seeded with ``seed``, concepts in ``cui``
+order) and one of its eligible names, drawn uniformly, is removed from the ``names`` table.
+The removed names are written as BioSyn mentions, ``<source>||0|0||<term_type>||<name>||<cui>``, so
+``bali evaluate el-zeroshot`` retrieves their concept among the remaining KG names. Nothing
+downstream (the dictionary annotator, subgraph node texts, pretraining) sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from bali.io import atomic_paths
+
+HELDOUT_FILE = "heldout_synonyms.concept"
+
+
+@dataclass(frozen=True)
+class HoldoutOptions:
+    """Options of :func:`hold_out_synonyms` (``holdout_share = 0``: nothing held out)."""
+
+    holdout_share: float = field(default=0.0, metadata={
+        "help": "share of eligible concepts that lose one synonym to the EL test set"})
+    holdout_seed: int = field(default=0, metadata={"help": "seed of the draw"})
+    holdout_sources: tuple[str, ...] = field(default=(), metadata={
+        "help": "only names of these sources (e.g. HPO); empty = any"})
+    holdout_term_types: tuple[str, ...] = field(default=(), metadata={
+        "help": "only names of these term types (e.g. EXACT); empty = any"})
+
+
+def hold_out_synonyms(names: pl.DataFrame, opts: HoldoutOptions
+                      ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(kept names, held-out names)``; both keep the ``names`` columns and order."""
+    if not 0.0 <= opts.holdout_share <= 1.0:
+        raise ValueError(f"holdout_share must be in [0, 1], not {opts.holdout_share}")
+    eligible = names.with_row_index("row").filter(
+        ~pl.col("is_preferred") & ~pl.col("name").str.contains("|", literal=True))
+    if opts.holdout_sources:
+        eligible = eligible.filter(pl.col("source").is_in(opts.holdout_sources))
+    if opts.holdout_term_types:
+        eligible = eligible.filter(pl.col("term_type").is_in(opts.holdout_term_types))
+    per_concept = (
+        eligible.group_by("cui").agg(pl.col("row").sort())
+        .join(names.group_by("cui").len(), on="cui")
+        .filter(pl.col("len") > 1)
+        .sort("cui")
+    )
+    rng = np.random.default_rng(opts.holdout_seed)
+    drawn = rng.random(per_concept.height) < opts.holdout_share
+    counts = per_concept["row"].list.len().to_numpy()
+    picks = (rng.random(per_concept.height) * counts).astype(np.int64)
+    rows = [r[i] for r, i, d in zip(per_concept["row"].to_list(), picks, drawn, strict=True)
+            if d]
+    mask = pl.Series(np.isin(np.arange(names.height), rows))
+    return names.filter(~mask), names.filter(mask)
+
+
+def write_mentions(heldout: pl.DataFrame, path: str | Path) -> None:
+    """Write held-out names as BioSyn ``.concept`` lines (module docstring)."""
+    lines = [f"{s}||0|0||{t}||{n}||{c}\n" for c, n, s, t in heldout.select(
+        "cui", "name", "source", "term_type").iter_rows()]
+    with atomic_paths(path) as (tmp,):
+        tmp.write_text("".join(lines), encoding="utf-8")
+
+
+def apply_holdout(kg_dir: str | Path, opts: HoldoutOptions) -> dict[str, int]:
+    """Remove held-out names from ``kg_dir/names.parquet`` (rewritten in place, atomically)
+    and write them to ``kg_dir/heldout_synonyms.concept``; returns counts."""
+    from bali.io import read_table
+    from bali.kg.schema import NAMES, write_table
+
+    path = Path(kg_dir) / "names.parquet"
+    kept, heldout = hold_out_synonyms(read_table(path, NAMES), opts)
+    with atomic_paths(path) as (tmp,):
+        write_table(kept, tmp)
+    write_mentions(heldout, Path(kg_dir) / HELDOUT_FILE)
+    return {"heldout_synonyms": heldout.height, "names": kept.height}

@@ -1,0 +1,47 @@
+"""Held-out synonyms: the draw, what stays in the KG, and the BioSyn mentions written."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from bali.evaluate.el_zeroshot import read_mentions
+from bali.kg.holdout import HoldoutOptions, hold_out_synonyms, write_mentions
+from bali.kg.schema import NAMES
+
+
+def _names(n: int = 200) -> pl.DataFrame:
+    rows = []
+    for i in range(n):
+        cui = f"C{i:04d}"
+        rows.append((cui, f"term {i}", "HPO", "name", True))
+        rows += [(cui, f"term {i} syn {j}", "HPO", "EXACT", False) for j in range(i % 3)]
+        rows.append((cui, f"related {i}", "HPO", "RELATED", False))
+    rows.append(("OMIM:1", "a disease", "OMIM", "name", False))  # only name: never drawn
+    return pl.DataFrame(rows, schema=NAMES, orient="row")
+
+
+def test_draw_is_seeded_and_keeps_every_concept():
+    names = _names()
+    opts = HoldoutOptions(holdout_share=0.5, holdout_seed=3, holdout_term_types=("EXACT",))
+    kept, held = hold_out_synonyms(names, opts)
+    assert kept.height + held.height == names.height
+    assert held.height > 30 and set(held["term_type"]) == {"EXACT"}
+    assert held["cui"].is_unique().all()  # one synonym per drawn concept
+    assert not held["is_preferred"].any()
+    assert set(kept["cui"]) == set(names["cui"])  # no concept loses its last name
+    again, _ = hold_out_synonyms(names, opts)
+    assert again.equals(kept)
+    other, _ = hold_out_synonyms(names, HoldoutOptions(0.5, 4, (), ("EXACT",)))
+    assert not other.equals(kept)
+    assert hold_out_synonyms(names, HoldoutOptions(0.0))[1].height == 0
+    with pytest.raises(ValueError):
+        hold_out_synonyms(names, HoldoutOptions(1.5))
+
+
+def test_mentions_round_trip(tmp_path):
+    _, held = hold_out_synonyms(_names(), HoldoutOptions(holdout_share=1.0))
+    write_mentions(held, tmp_path / "h.concept")
+    mentions = read_mentions(tmp_path / "h.concept")
+    assert mentions["mention"].to_list() == held["name"].to_list()
+    assert mentions["ids"].to_list() == [[c] for c in held["cui"]]
