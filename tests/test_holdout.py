@@ -39,6 +39,22 @@ def test_draw_is_seeded_and_keeps_every_concept():
         hold_out_synonyms(names, HoldoutOptions(1.5))
 
 
+def test_apply_writes_names_mentions_and_dictionary(tmp_path):
+    from bali.evaluate.el_zeroshot import read_dictionary
+    from bali.kg.holdout import DICTIONARY_FILE, HELDOUT_FILE, apply_holdout
+
+    names = _names()
+    names.write_parquet(tmp_path / "names.parquet")
+    opts = HoldoutOptions(holdout_share=0.5, holdout_sources=("HPO",))
+    counts = apply_holdout(tmp_path, opts)
+    kept = pl.read_parquet(tmp_path / "names.parquet")
+    held = read_mentions(tmp_path / HELDOUT_FILE)
+    dictionary = read_dictionary(tmp_path / DICTIONARY_FILE)
+    assert counts["names"] == kept.height == names.height - held.height
+    assert dictionary.height == counts["dictionary_names"] == kept.height - 1  # no OMIM name
+    assert not set(held["mention"]) & set(dictionary["name"])
+
+
 def test_mentions_round_trip(tmp_path):
     _, held = hold_out_synonyms(_names(), HoldoutOptions(holdout_share=1.0))
     write_mentions(held, tmp_path / "h.concept")

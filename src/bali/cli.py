@@ -29,6 +29,7 @@ def _config_check(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from bali.evaluate import commands as evaluate
     from bali.kg import commands as kg
+    from bali.report import commands as report
     from bali.sample import commands as sample
     from bali.text import commands as text
     from bali.train import commands as train
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bali {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for stage in (kg, text, sample, train, evaluate):
+    for stage in (kg, text, sample, train, evaluate, report):
         stage.add_parser(stages)
 
     cfg = stages.add_parser("config", help="validate a workflow config file")

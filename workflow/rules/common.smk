@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bali.config import cli_flags, validate_config
 from bali.grid import BASE, checkpoint, eval_jobs, pretrain_options, pretrain_runs
-from bali.kg.holdout import HELDOUT_FILE
+from bali.kg.holdout import DICTIONARY_FILE, HELDOUT_FILE
 from bali.paths import PACKAGED_MODELS, code_digest, resolve_input, resolve_model
 
 validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -112,7 +112,8 @@ def parent_dir_of_input(name):
 def kg_outputs():
     """Extra outputs of build_kg: the held-out synonyms when kg.holdout.share > 0."""
     if config["kg"]["holdout"]["share"] > 0:
-        return {"heldout": f"{RESULTS}/kg/{HELDOUT_FILE}"}
+        return {"heldout": f"{RESULTS}/kg/{HELDOUT_FILE}",
+                "heldout_dictionary": f"{RESULTS}/kg/{DICTIONARY_FILE}"}
     return {}
 
 

@@ -25,6 +25,6 @@ for _bench, _spec in config["evaluate"]["benchmarks"].items():
         conda:
             "../../envs/bali.yaml"
         shell:
-            "bali evaluate {params.command} --model {params.model} --out {output.result} "
-            "--seed {wildcards.seed} --label model={wildcards.model} "
+            "OMP_NUM_THREADS={threads} bali evaluate {params.command} --model {params.model} "
+            "--out {output.result} "            "--seed {wildcards.seed} --label model={wildcards.model} "
             "--label variant={wildcards.variant} {params.args} > {log} 2>&1"

@@ -26,8 +26,8 @@ rule pretrain:
     conda:
         "../../envs/bali.yaml"
     shell:
-        "{params.program} pretrain --shards {params.shards} --run-dir {params.run_dir} "
-        "--resume --no-progress {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.program} pretrain --shards {params.shards} "
+        "--run-dir {params.run_dir} "        "--resume --no-progress {params.args} > {log} 2>&1"
 
 
 rule export:

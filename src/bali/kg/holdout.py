@@ -5,8 +5,9 @@ term types) of concepts that keep at least one other name. Each eligible concept
 with probability ``share`` (NumPy generator seeded with ``seed``, concepts in ``cui``
 order) and one of its eligible names, drawn uniformly, is removed from the ``names`` table.
 The removed names are written as BioSyn mentions, ``<source>||0|0||<term_type>||<name>||<cui>``, so
-``bali evaluate el-zeroshot`` retrieves their concept among the remaining KG names. Nothing
-downstream (the dictionary annotator, subgraph node texts, pretraining) sees them.
+``bali evaluate el-zeroshot`` retrieves their concept among the remaining names of the same
+sources, written as a BioSyn dictionary ``<cui>||<name>``. Nothing downstream (the dictionary
+annotator, subgraph node texts, pretraining) sees the held-out names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import polars as pl
 from bali.io import atomic_paths
 
 HELDOUT_FILE = "heldout_synonyms.concept"
+DICTIONARY_FILE = "heldout_dictionary.txt"
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ def write_mentions(heldout: pl.DataFrame, path: str | Path) -> None:
 
 
 def apply_holdout(kg_dir: str | Path, opts: HoldoutOptions) -> dict[str, int]:
-    """Remove held-out names from ``kg_dir/names.parquet`` (rewritten in place, atomically)
-    and write them to ``kg_dir/heldout_synonyms.concept``; returns counts."""
+    """Remove held-out names from ``kg_dir/names.parquet`` (rewritten in place, atomically),
+    write them to ``kg_dir/heldout_synonyms.concept`` and the dictionary to retrieve them from
+    to ``kg_dir/heldout_dictionary.txt``; returns counts."""
     from bali.io import read_table
     from bali.kg.schema import NAMES, write_table
 
@@ -81,4 +84,11 @@ def apply_holdout(kg_dir: str | Path, opts: HoldoutOptions) -> dict[str, int]:
     with atomic_paths(path) as (tmp,):
         write_table(kept, tmp)
     write_mentions(heldout, Path(kg_dir) / HELDOUT_FILE)
-    return {"heldout_synonyms": heldout.height, "names": kept.height}
+    dictionary = kept.filter(~pl.col("name").str.contains("|", literal=True))
+    if opts.holdout_sources:
+        dictionary = dictionary.filter(pl.col("source").is_in(opts.holdout_sources))
+    with atomic_paths(Path(kg_dir) / DICTIONARY_FILE) as (tmp,):
+        tmp.write_text("".join(f"{c}||{n}\n" for c, n in dictionary.select("cui", "name")
+                               .iter_rows()), encoding="utf-8")
+    return {"heldout_synonyms": heldout.height, "dictionary_names": dictionary.height,
+            "names": kept.height}
