@@ -63,7 +63,8 @@ def test_demo_dag_reaches_training_shards(workdir):
     stats = json.loads((results / "sample" / "sample_stats.json").read_text())
     assert stats["sampled_sentences"] > 1000 and counts["sampled"].min() >= 1
     assert (results / "sample" / "sentences_per_concept.png").stat().st_size > 1000
-    dataset, nodes = ShardDataset(results / "shards"), NodeTable(results / "shards")
+    shards = results / "shards" / "minilm"
+    dataset, nodes = ShardDataset(shards), NodeTable(shards)
     assert len(dataset) == pl.read_parquet(results / "sample" / "sample.parquet").height
     item = dataset[0]
     assert item["input_ids"][0] == 101 and len(item["mention_node"]) >= 1
@@ -74,13 +75,45 @@ def test_demo_dag_pretrains_and_exports(workdir):
     """The reduced demo pretraining ran, resumed-safe checkpoints exist, export loads."""
     from transformers import AutoModel
 
-    run = workdir / "results" / "pretrain"
+    run = workdir / "results" / "pretrain" / "minilm" / "gat"
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(r["loss"] > 0 and r["align_loss"] > 0 for r in rows)
     assert (run / "checkpoints" / "latest").read_text() == "step_4"
-    model = AutoModel.from_pretrained(workdir / "results" / "model")
+    model = AutoModel.from_pretrained(workdir / "results" / "models" / "minilm" / "gat")
     assert model.config.hidden_size == 384  # all-MiniLM-L6-v2
+
+
+def test_demo_dag_evaluates_and_reports(workdir):
+    """Held-out HPO synonyms: linked by the base LM and the BALI model; the report shows both."""
+    from bali.evaluate.results import read_records
+
+    results = workdir / "results"
+    held = (results / "kg" / "heldout_synonyms.concept").read_text().splitlines()
+    names = set(pl.read_parquet(results / "kg" / "names.parquet")["name"])
+    assert len(held) > 100 and not {line.split("||")[3] for line in held} & names
+    records = {r["labels"]["variant"]: r for r in read_records(
+        (results / "eval" / "hpo-synonyms" / "minilm").glob("*/seed0.json"))}
+    assert set(records) == {"base", "gat"}
+    for rec in records.values():
+        assert rec["benchmark"] == "hpo-synonyms" and rec["task"] == "el_zeroshot"
+        assert 0 < rec["metrics"]["acc@1"] <= rec["metrics"]["acc@5"] <= 1
+        assert rec["counts"]["refined_test_mentions"] > 100
+    report = (results / "report.md").read_text()
+    assert "hpo-synonyms" in report.lower() and "minilm" in report.lower()
+    assert (results / "report" / "plots" / "pretraining_curves.png").stat().st_size > 1000
+
+
+def test_changed_pretraining_reruns_only_what_depends_on_it(workdir):
+    """steps 4 -> 5: pretrain, export, the BALI model's evaluation and the report rerun; the
+    KG, text, sampling, shards and the base LM's evaluation do not."""
+    (workdir / "steps.yaml").write_text(yaml.safe_dump({"pretrain": {"steps": 5}}))
+    out = snakemake(workdir, "-n", "--configfile", "config/config.yaml", "quick.yaml",
+                    "steps.yaml").stdout
+    jobs = dict(line.split() for line in out.split("Job stats:")[1].split("total")[0]
+                .splitlines()[3:] if line.strip())
+    assert jobs == {"pretrain": "1", "export": "1", "evaluate_hpo-synonyms": "1",
+                    "report": "1", "all": "1"}
 
 
 def test_changed_option_reruns_build_kg(workdir):

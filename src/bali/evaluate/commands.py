@@ -39,6 +39,7 @@ def _aggregate(args: argparse.Namespace) -> None:
 
 def add_parser(stages: argparse._SubParsersAction) -> None:
     """Register ``bali evaluate``."""
+    from bali.evaluate import el_biosyn, finetune_cli
     from bali.evaluate.el_zeroshot import ELOptions
     from bali.evaluate.results import add_run_arguments
 
@@ -51,13 +52,17 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     add_run_arguments(el)
     el.add_argument("--benchmark", default="el", help="benchmark name in the record")
     el.add_argument("--dictionary", type=Path,
-                    help="BioSyn dictionary 'ids||name'; default: built from --seen mentions")
-    el.add_argument("--test", required=True, type=Path, help="test .concept file")
+                    help="BioSyn dictionary 'ids||name' or KG names.parquet; default: built "
+                    "from the --seen mentions")
+    el.add_argument("--test", required=True, type=Path,
+                    help="test mentions: BioSyn .concept or PubTator")
     el.add_argument("--seen", nargs="*", default=[], type=Path,
                     help="train (and dev) .concept files, for the refinement")
     el.add_argument("--cache-dir", type=Path, help="cache of dictionary embeddings")
     add_options(el, ELOptions)
     el.set_defaults(func=_el_zeroshot)
+    el_biosyn.add_subcommand(tasks)
+    finetune_cli.add_parsers(tasks)
 
     agg = tasks.add_parser("aggregate", help="mean +- std over seeds of results JSONs (CSV)")
     agg.add_argument("results", nargs="+", type=Path, help="results JSON files")
