@@ -18,6 +18,7 @@ def _names(n: int = 200) -> pl.DataFrame:
         rows += [(cui, f"term {i} syn {j}", "HPO", "EXACT", False) for j in range(i % 3)]
         rows.append((cui, f"related {i}", "HPO", "RELATED", False))
     rows.append(("OMIM:1", "a disease", "OMIM", "name", False))  # only name: never drawn
+    rows.append(("C0000", "Term 1 SYN 0", "HPO", "EXACT", False))  # shared text: never drawn
     return pl.DataFrame(rows, schema=NAMES, orient="row")
 
 
@@ -30,6 +31,8 @@ def test_draw_is_seeded_and_keeps_every_concept():
     assert held["cui"].is_unique().all()  # one synonym per drawn concept
     assert not held["is_preferred"].any()
     assert set(kept["cui"]) == set(names["cui"])  # no concept loses its last name
+    assert not set(held["name"].str.to_lowercase()) & set(kept["name"].str.to_lowercase())
+    assert "term 1 syn 0" not in set(held["name"].str.to_lowercase())
     again, _ = hold_out_synonyms(names, opts)
     assert again.equals(kept)
     other, _ = hold_out_synonyms(names, HoldoutOptions(0.5, 4, (), ("EXACT",)))

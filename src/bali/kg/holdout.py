@@ -1,7 +1,8 @@
 """Held-out synonyms: a zero-shot entity-linking test set carved out of the KG itself.
 
-Eligible names are non-preferred names without ``|`` (optionally of the given sources and
-term types) of concepts that keep at least one other name. Each eligible concept is drawn
+Eligible names are non-preferred names without ``|`` whose lower-cased text names no other
+row of the table (optionally of the given sources and term types), of concepts that keep at
+least one other name. Each eligible concept is drawn
 with probability ``share`` (NumPy generator seeded with ``seed``, concepts in ``cui``
 order) and one of its eligible names, drawn uniformly, is removed from the ``names`` table.
 The removed names are written as BioSyn mentions, ``<source>||0|0||<term_type>||<name>||<cui>``, so
@@ -43,7 +44,9 @@ def hold_out_synonyms(names: pl.DataFrame, opts: HoldoutOptions
     if not 0.0 <= opts.holdout_share <= 1.0:
         raise ValueError(f"holdout_share must be in [0, 1], not {opts.holdout_share}")
     eligible = names.with_row_index("row").filter(
-        ~pl.col("is_preferred") & ~pl.col("name").str.contains("|", literal=True))
+        ~pl.col("is_preferred") & ~pl.col("name").str.contains("|", literal=True)
+        & (pl.col("name").str.to_lowercase().len().over(pl.col("name").str.to_lowercase())
+           == 1))
     if opts.holdout_sources:
         eligible = eligible.filter(pl.col("source").is_in(opts.holdout_sources))
     if opts.holdout_term_types:
