@@ -15,10 +15,16 @@ All tables are sorted, so the same input gives byte-identical files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CONCEPTS = {
     "cui": pl.String(),
@@ -55,6 +61,20 @@ SORT_KEYS = {
 }
 
 
+@dataclass(frozen=True)
+class ArrowSlices:
+    """A table built one slice at a time as it is written (bounded memory): ``get(start,
+    length)`` returns rows ``[start, start + length)`` as an Arrow table whose columns are
+    those of ``schema`` (polars types), as ``DataFrame.to_arrow()`` would give them."""
+
+    schema: dict[str, pl.DataType]
+    num_rows: int
+    get: Callable[[int, int], pa.Table]
+
+
+Frame = pl.DataFrame | pl.LazyFrame | ArrowSlices
+
+
 def table_paths(out_dir: str | Path) -> dict[str, Path]:
     """``{table: out_dir/<table>.parquet}`` for the four KG tables."""
     return {t: Path(out_dir) / f"{t}.parquet" for t in TABLES}
@@ -64,13 +84,14 @@ ROW_GROUP = 1 << 20  # rows per Parquet row group: fixed, so files are byte-iden
 ZSTD_LEVEL = 1  # fast; KG tables are written once per build and read often
 
 
-def write_table(frame: pl.DataFrame | pl.LazyFrame, path: Path, row_group_size: int = ROW_GROUP,
+def write_table(frame: Frame, path: Path, row_group_size: int = ROW_GROUP,
                 optimizations: pl.QueryOptFlags | None = None) -> int:
     """Write ``frame`` as zstd Parquet in row groups of ``row_group_size`` rows; returns rows.
 
-    A LazyFrame is written slice by slice (each slice collected, converted and appended as
-    one row group), which bounds memory and, unlike ``sink_parquet``, fixes the row-group
-    boundaries, so the same input gives the same bytes.
+    A DataFrame is written by polars. A LazyFrame or :class:`ArrowSlices` is written by
+    pyarrow slice by slice (a LazyFrame slice is collected with ``optimizations`` and
+    converted to Arrow), each slice one row group, which bounds memory and, unlike
+    ``sink_parquet``, fixes the row-group boundaries, so the same input gives the same bytes.
     """
     if isinstance(frame, pl.DataFrame):
         frame.write_parquet(path, compression="zstd", compression_level=ZSTD_LEVEL,
@@ -78,37 +99,58 @@ def write_table(frame: pl.DataFrame | pl.LazyFrame, path: Path, row_group_size: 
         return frame.height
     import pyarrow.parquet as pq
 
-    opts = {} if optimizations is None else {"optimizations": optimizations}
+    if isinstance(frame, ArrowSlices):
+        def chunks():
+            # the next slice is built in a second thread while this one is encoded
+            starts = range(0, max(frame.num_rows, 1), row_group_size)
+            with ThreadPoolExecutor(1) as pool:
+                ahead = pool.submit(frame.get, starts[0], row_group_size)
+                for start in starts[1:]:
+                    chunk, ahead = ahead.result(), pool.submit(frame.get, start, row_group_size)
+                    yield chunk
+                yield ahead.result()
+    else:
+        opts = {} if optimizations is None else {"optimizations": optimizations}
+
+        def chunks():
+            start = 0
+            while True:
+                chunk = frame.slice(start, row_group_size).collect(**opts).to_arrow()
+                if chunk.num_rows or start == 0:
+                    yield chunk
+                start += chunk.num_rows
+                if chunk.num_rows < row_group_size:
+                    return
+
     rows, writer = 0, None
     try:
-        while True:
-            chunk = frame.slice(rows, row_group_size).collect(**opts).to_arrow()
+        for chunk in chunks():
             if writer is None:
                 writer = pq.ParquetWriter(path, chunk.schema, compression="zstd",
                                           compression_level=ZSTD_LEVEL)
-            if chunk.num_rows or rows == 0:
-                writer.write_table(chunk, row_group_size=row_group_size)
+            writer.write_table(chunk, row_group_size=row_group_size)
             rows += chunk.num_rows
-            if chunk.num_rows < row_group_size:
-                return rows
+        return rows
     finally:
         if writer is not None:
             writer.close()
 
 
 def write_kg(
-    tables: dict[str, pl.DataFrame | pl.LazyFrame],
+    tables: dict[str, Frame | Callable[[], Frame]],
     out_dir: str | Path,
     presorted: tuple[str, ...] = (),
     optimizations: pl.QueryOptFlags | None = None,
     row_group_size: int = ROW_GROUP,
 ) -> dict[str, int]:
-    """Sort, type-check and write the four tables into ``out_dir`` all-or-nothing.
+    """Sort, type-check and write the four tables into ``out_dir`` all-or-nothing, each in
+    its own thread; returns ``{table: row count}``.
 
-    Tables named in ``presorted`` are already in ``SORT_KEYS`` order (a cheaper integer sort
-    upstream) and are not sorted again. LazyFrames (meant for frames backed by memory, such
-    as the UMLS edges whose string columns are rebuilt while writing) are written slice by
-    slice with ``optimizations``. Returns ``{table: row count}``.
+    A table may be given as a function that builds it: it runs in the table's writer thread,
+    so building one table overlaps writing another. Tables named in ``presorted`` are
+    already in ``SORT_KEYS`` order (a cheaper integer sort upstream) and are not sorted
+    again; :class:`ArrowSlices` must be. LazyFrames (meant for frames backed by memory) and
+    ArrowSlices are written slice by slice (see :func:`write_table`).
     """
     from bali.io import atomic_paths, check_schema
 
@@ -117,14 +159,23 @@ def write_kg(
     paths = table_paths(out_dir)
 
     def write(name: str, path: Path, tmp: Path) -> int:
-        frame = tables[name].select(list(TABLES[name]))
-        if name not in presorted:
-            frame = frame.sort(SORT_KEYS[name], nulls_last=False)
-        check_schema(path, TABLES[name], frame.collect_schema())
+        frame = tables[name]
+        frame = frame() if callable(frame) else frame
+        if isinstance(frame, ArrowSlices):
+            if list(frame.schema) != list(TABLES[name]):
+                raise ValueError(f"{name}: columns {list(frame.schema)}, expected "
+                                 f"{list(TABLES[name])}")
+            schema = frame.schema
+        else:
+            frame = frame.select(list(TABLES[name]))
+            schema = frame.collect_schema()
+            if name not in presorted:
+                frame = frame.sort(SORT_KEYS[name], nulls_last=False)
+        check_schema(path, TABLES[name], schema)
         return write_table(frame, tmp, row_group_size, optimizations)
 
     with atomic_paths(*paths.values()) as tmps, ThreadPoolExecutor(len(paths)) as pool:
-        # polars releases the GIL: the four sorts and writes overlap on the cores
+        # polars and pyarrow release the GIL: the builds, sorts and writes overlap on the cores
         futures = {name: pool.submit(write, name, path, tmp)
                    for (name, path), tmp in zip(paths.items(), tmps, strict=True)}
         return {name: future.result() for name, future in futures.items()}

@@ -15,27 +15,36 @@ Semantics (all filters are options of :class:`UmlsOptions`):
   row (PAR/CHD, RB/RN, inverse RELA) itself.
 - xrefs: distinct (SAB, CODE, CUI) of the kept names, CODE ``NOCODE`` skipped.
 
-CUIs are handled as UInt32 (``C0000005`` -> 5) and REL/RELA/SAB as Categorical inside the edge
-query, and edges are deduplicated by a sort rather than a hash group-by, to keep 80M-row MRREL
-within a few GB.
+Speed and memory: CUIs are handled as UInt32 (``C0000005`` -> 5) and REL/RELA/SAB as
+Categorical inside the edge query; every dedupe is a sort plus a comparison with the row
+before (no hash group-by), mostly on integer keys: MRCONSO atoms on ``CUI * 27 + rank``
+then AUI, edges on one packed UInt64 (:func:`_dedupe_edges`). Every table comes out sorted,
+and the edge strings are built one row group at a time as they are written.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from bali.io import BaliInputError
 from bali.kg import rrf
-from bali.kg.schema import write_kg
+from bali.kg.schema import EDGES, ArrowSlices, write_kg
 
 log = logging.getLogger(__name__)
 
 HIDDEN_SUPPRESS = ("O", "E", "Y")
+PACKED_KEY_MAX = (1 << 64) - 1  # edges dedupe on one packed UInt64 key when it fits
+PAIR_TABLE_MAX = 1 << 22  # (REL, RELA) -> pair rank by a lookup table up to this size
+# the edges table as polars' to_arrow() gives it (the Parquet bytes depend on the Arrow schema)
+EDGES_ARROW = pa.schema([(c, pa.large_string()) for c in EDGES])
 
 
 @dataclass(frozen=True)
@@ -81,10 +90,6 @@ def _cui_to_int(col: str) -> pl.Expr:
     return pl.col(col).str.slice(1).cast(pl.UInt32, strict=True)
 
 
-def _int_to_cui(col: str) -> pl.Expr:
-    return (pl.lit("C") + pl.col(col).cast(pl.String).str.zfill(7)).alias(col)
-
-
 def meta_files(meta_dir: str | Path) -> dict[str, Path]:
     """Locate MRCONSO/MRREL/MRSTY in ``meta_dir`` (a UMLS ``META`` directory)."""
     d = Path(meta_dir)
@@ -93,143 +98,311 @@ def meta_files(meta_dir: str | Path) -> dict[str, Path]:
     return {name: d / f"{name}.RRF" for name in ("MRCONSO", "MRREL", "MRSTY")}
 
 
-def _names_frame(conso: pl.LazyFrame, opts: UmlsOptions) -> pl.LazyFrame:
-    """Filtered MRCONSO atoms, best-ranked first within each CUI."""
+def _rank_key(col: str, best: str) -> pl.Expr:
+    """0 for null, 1 for ``best``, 2 otherwise: the order in which polars sorts
+    ``col != best`` (nulls first)."""
+    return ((pl.col(col) != best).cast(pl.UInt32) + 1).fill_null(0)
+
+
+def _atoms(conso: pl.LazyFrame, opts: UmlsOptions) -> pl.DataFrame:
+    """Filtered MRCONSO atoms (id = CUI as UInt32, CUI, STR, SAB, TTY, CODE), best-ranked
+    first within each CUI: sorted on ``id * 27 + rank`` (rank = TS=P, STT=PF, ISPREF=Y as
+    three base-3 digits, < 27, so the key fits a UInt32), then AUI."""
+    key = (_cui_to_int("CUI") * 27 + _rank_key("TS", "P") * 9 + _rank_key("STT", "PF") * 3
+           + _rank_key("ISPREF", "Y"))
     return (
         conso.filter(pl.col("LAT").is_in(opts.languages) & _common_filters(opts))
-        .select("CUI", "STR", "SAB", "TTY", "CODE", "TS", "STT", "ISPREF", "AUI")
-        .sort(
-            [
-                "CUI",
-                pl.col("TS") != "P",
-                pl.col("STT") != "PF",
-                pl.col("ISPREF") != "Y",
-                "AUI",
-            ]
-        )
+        .select(key.alias("key"), "AUI", "CUI", "STR", "SAB", "TTY", "CODE")
+        .collect(engine="streaming", optimizations=rrf.QUERY_OPTS)
+        .sort("key", "AUI", maintain_order=True)
+        .select((pl.col("key") // 27).alias("id"), "CUI", "STR", "SAB", "TTY", "CODE")
+    )
+
+
+def _new_run_expr(*exprs: pl.Expr) -> pl.Expr:
+    """True where any of ``exprs`` differs from the row before (and on the first row)."""
+    return pl.any_horizontal(e.ne_missing(e.shift(1)) for e in exprs).fill_null(True)
+
+
+def _new_run(*cols: str) -> pl.Expr:
+    """:func:`_new_run_expr` on columns."""
+    return _new_run_expr(*(pl.col(c) for c in cols))
+
+
+def _names(atoms: pl.DataFrame, best: pl.DataFrame) -> pl.DataFrame:
+    """One row per (CUI, STR) from its best-ranked atom, sorted by (cui, name): a sort on
+    (id, STR, atom order) keeps the first row of each (id, STR) run."""
+    names = (
+        atoms.with_row_index("order")
+        .sort("id", "STR", "order")
+        .filter(_new_run("id", "STR"))
+    )
+    # names and best are both sorted by id and hold the same ids: the preferred name of a
+    # row is best's STR at the number of ids seen so far
+    pref = best["STR"].gather(names.select(_new_run("id").cum_sum() - 1).to_series())
+    return names.select(
+        pl.col("CUI").alias("cui"),
+        pl.col("STR").alias("name"),
+        pl.col("SAB").alias("source"),
+        pl.col("TTY").alias("term_type"),
+        (pl.col("STR") == pref).alias("is_preferred"),
+    )
+
+
+def _xrefs(atoms: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (source, code, cui), CODE NOCODE skipped, sorted so. One sort on a struct
+    of the three (row-encoded: much cheaper than a multi-column sort whose first key, SAB,
+    has few values), then the first row of each run."""
+    return (
+        atoms.filter(pl.col("CODE").is_not_null() & (pl.col("CODE") != "NOCODE"))
+        .select(pl.col("SAB").alias("source"), pl.col("CODE").alias("code"),
+                pl.col("CUI").alias("cui"), "id")
+        .sort(pl.struct("source", "code", "id"))
+        .filter(_new_run("source", "code", "id"))
+        .drop("id")
+    )
+
+
+def _concepts(best: pl.DataFrame, mrsty: pl.LazyFrame) -> pl.DataFrame:
+    """Concepts in CUI order, with the sorted distinct STY names of each from MRSTY."""
+    sty = (
+        mrsty.select("CUI", "STY")
+        .collect(engine="streaming", optimizations=rrf.QUERY_OPTS)
+        # one sort (cheap: MRSTY comes sorted by CUI), distinct rows, then lists in row
+        # order: much cheaper than a hash unique, which loses that order, or list sorts
+        .sort("CUI", "STY")
+        .filter(_new_run("CUI", "STY"))
+        .group_by("CUI", maintain_order=True)
+        .agg(pl.col("STY").alias("semantic_types"))
+    )
+    return best.join(sty, on="CUI", how="left", maintain_order="left").select(
+        pl.col("CUI").alias("cui"),
+        pl.col("STR").alias("preferred_name"),
+        pl.col("semantic_types").fill_null(pl.lit([], dtype=pl.List(pl.String))),
     )
 
 
 def build_umls(meta_dir: str | Path, out_dir: str | Path, opts: UmlsOptions) -> dict[str, int]:
-    """Build the KG tables from a UMLS META directory; returns row counts per table."""
+    """Build the KG tables from a UMLS META directory; returns row counts per table.
+
+    Order of work: MRCONSO atoms (sorted by CUI and rank); then names, xrefs and concepts
+    are derived from them in threads while MRREL is read and deduplicated (which needs the
+    concept ids); then the four tables are written, each in its own thread.
+    """
     files = meta_files(meta_dir)
     columns = {files["MRCONSO"]: rrf.MRCONSO, files["MRREL"]: rrf.MRREL, files["MRSTY"]: rrf.MRSTY}
     t0 = time.perf_counter()
     try:
         conso = rrf.scan_rrf(files["MRCONSO"], rrf.MRCONSO)
-        atoms = _names_frame(conso, opts).collect(engine="streaming", optimizations=rrf.QUERY_OPTS)
+        mrrel = rrf.scan_rrf(files["MRREL"], rrf.MRREL)
+        mrsty = rrf.scan_rrf(files["MRSTY"], rrf.MRSTY)
+        atoms = _atoms(conso, opts)
         log.info("MRCONSO: %d atoms kept (%.1fs)", atoms.height, time.perf_counter() - t0)
         if atoms.height == 0:
             raise BaliInputError(files["MRCONSO"], "no names left after the language/source "
                                  f"filters (languages={list(opts.languages)})")
-        names = atoms.unique(["CUI", "STR"], keep="first", maintain_order=True)
-        best = names.unique("CUI", keep="first", maintain_order=True).select("CUI", "STR")
-        sty = (
-            rrf.scan_rrf(files["MRSTY"], rrf.MRSTY)
-            .select("CUI", "STY")
-            .unique()
-            .collect(engine="streaming", optimizations=rrf.QUERY_OPTS)
-            # one sort, then lists in row order: much cheaper than sorting each list
-            .sort("CUI", "STY")
-            .group_by("CUI", maintain_order=True)
-            .agg(pl.col("STY").alias("semantic_types"))
-        )
-        concepts = (
-            best.join(sty, on="CUI", how="left")
-            .select(
-                pl.col("CUI").alias("cui"),
-                pl.col("STR").alias("preferred_name"),
-                pl.col("semantic_types").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        best = atoms.filter(_new_run("id")).select("id", "CUI", "STR")
+        # names, xrefs and concepts are derived in threads while MRREL is read and deduped
+        with ThreadPoolExecutor(3) as pool:
+            tables = {"concepts": pool.submit(_concepts, best, mrsty).result,
+                      "names": pool.submit(_names, atoms, best).result,
+                      "xrefs": pool.submit(_xrefs, atoms).result}
+            tables["edges"] = _edges_table(mrrel, opts, best["id"])
+            counts = write_kg(
+                tables,
+                out_dir,
+                # concepts are in order too, but the sort (cheap) gives them one chunk, as
+                # the polars writer's page layout, hence the bytes, depend on the chunks
+                presorted=("names", "edges", "xrefs"),
+                optimizations=rrf.QUERY_OPTS,
             )
-        )
-        names_out = names.join(best.rename({"STR": "PREF"}), on="CUI").select(
-            pl.col("CUI").alias("cui"),
-            pl.col("STR").alias("name"),
-            pl.col("SAB").alias("source"),
-            pl.col("TTY").alias("term_type"),
-            (pl.col("STR") == pl.col("PREF")).alias("is_preferred"),
-        )
-        xrefs = (
-            atoms.filter(pl.col("CODE").is_not_null() & (pl.col("CODE") != "NOCODE"))
-            .select(pl.col("SAB").alias("source"), pl.col("CODE").alias("code"),
-                    pl.col("CUI").alias("cui"))
-            .unique()
-        )
-        del atoms
-        node_ids = concepts.select(_cui_to_int("cui")).to_series()
-        edges = _edges_query(files["MRREL"], opts, node_ids)
-        counts = write_kg(
-            {"concepts": concepts, "names": names_out, "edges": edges, "xrefs": xrefs},
-            out_dir,
-            presorted=("edges",),
-            optimizations=rrf.QUERY_OPTS,
-        )
     except pl.exceptions.PolarsError as err:
         raise rrf.explain_failure(err, columns) from err
     log.info("KG written to %s: %s (%.1fs)", out_dir, counts, time.perf_counter() - t0)
     return counts
 
 
-def _lexical_rank(df: pl.DataFrame, col: str) -> tuple[pl.Expr, int]:
-    """Rank (UInt64, from 1; null -> 0) of the Categorical ``col`` in string order, and the
-    number of ranks. Sorting on it orders rows as a sort on the strings with nulls first,
-    whatever the categorical ordering of the installed polars version."""
-    values = df.select(pl.col(col).unique().drop_nulls()).to_series()
-    by_name = values.to_physical().gather(values.cast(pl.String).arg_sort())
-    ranks = pl.int_range(1, len(by_name) + 1, dtype=pl.UInt64, eager=True)
-    rank = pl.col(col).to_physical().replace_strict(by_name, ranks, return_dtype=pl.UInt64)
-    return rank.fill_null(0), len(by_name) + 1
+def _lexical_lut(cats: pl.Categories, nulls_last: bool = False) -> tuple[pl.Series, list]:
+    """Rank in string order (nulls first, or last with ``nulls_last``) of each physical id of
+    ``cats`` (index ``len(cats)`` stands for null), and the value of each rank."""
+    by_id = cats.to_dict()
+    values = sorted(by_id)
+    values = [*values, None] if nulls_last else [None, *values]
+    lut = np.empty(len(values), dtype=np.uint32)
+    for rank, v in enumerate(values):
+        lut[len(by_id) if v is None else by_id[v]] = rank
+    return pl.Series(lut), values
 
 
-def _edge_order(rows: pl.DataFrame) -> list[pl.Expr]:
-    """Sort keys for MRREL rows: (head, relation, relation_attr, tail) in string order, nulls
-    first, then source in string order, nulls last, so that the first row of each edge holds
-    its smallest source (as ``min()`` would). CUIs are < 10**7 < 2**24, so with fewer than
-    2**16 (REL, RELA) rank pairs the four edge keys pack into one UInt64 (a cheaper sort)."""
-    rel, n_rel = _lexical_rank(rows, "relation")
-    rela, n_rela = _lexical_rank(rows, "relation_attr")
-    src, n_src = _lexical_rank(rows, "source")
-    source = pl.when(pl.col("source").is_null()).then(pl.lit(n_src, pl.UInt64)).otherwise(src)
-    if n_rel * n_rela < 1 << 16:
-        head = pl.col("head").cast(pl.UInt64)
-        return [((head * n_rel + rel) * n_rela + rela) * (1 << 24) + pl.col("tail"), source]
-    return [pl.col("head"), rel, rela, pl.col("tail"), source]
+def _code(col: str, lut: pl.Series) -> pl.Expr:
+    """``col``'s rank from a :func:`_lexical_lut` table."""
+    return pl.lit(lut).gather(pl.col(col).to_physical().fill_null(len(lut) - 1))
 
 
-def _edges_query(mrrel: Path, opts: UmlsOptions, node_ids: pl.Series) -> pl.LazyFrame:
-    """MRREL -> edges, deduplicated here on integer keys (CUIs as UInt32; REL, RELA and SAB
-    as Categorical): the kept rows are sorted by edge then source and the first row of each
-    edge is kept, which costs less time and memory than a hash group-by on ~40M mostly
-    distinct keys. The string columns are rebuilt lazily, as the writer streams."""
+def _cui_bytes(ids: np.ndarray) -> np.ndarray:
+    """``C`` + 7 digits of each id as an (n, 8) uint8 array (ids < 10**7)."""
+    out = np.empty((len(ids), 8), dtype=np.uint8)
+    out[:, 0] = ord("C")
+    v = ids.astype(np.uint32)
+    for j in range(7, 0, -1):
+        out[:, j] = ord("0") + v % 10
+        v //= 10
+    return out
+
+
+def _fixed_strings(data: np.ndarray) -> pa.Array:
+    """Arrow large_string array from an (n, w) uint8 array of UTF-8 rows of width w."""
+    n, w = data.shape
+    offsets = np.arange(0, n * w + 1, w, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets),
+                                                        pa.py_buffer(np.ascontiguousarray(data))])
+
+
+def _strings(values: list[str | None]) -> pa.Array:
+    """Arrow large_string array of ``values`` (via polars: ``pa.array`` on Python objects
+    would import pandas, ~0.3 s)."""
+    return pl.Series(values, dtype=pl.String).to_arrow()
+
+
+def _indices(a: np.ndarray) -> pa.Array:
+    """Zero-copy Arrow uint32 array of a uint32 numpy array (no pandas import)."""
+    a = np.ascontiguousarray(a, dtype=np.uint32)
+    return pa.Array.from_buffers(pa.uint32(), len(a), [None, pa.py_buffer(a)])
+
+
+def _chunk_bounds(n: int) -> list[tuple[int, int]]:
+    """Chunk layout of an ``n``-row slice handed to the Parquet writer: ``k = max(2,
+    n // 100_000)`` rounded up to even chunks of ``ceil(n / k)`` rows (the last shorter),
+    as the previous writer (polars' streaming engine at 2 threads) produced them. pyarrow
+    checks the dictionary page limit at chunk boundaries too, so the layout is part of the
+    output bytes; fixing it keeps them those of earlier releases, whatever the thread count."""
+    k = max(2, n // 100_000)
+    k += k % 2
+    size = -(-n // k)
+    return [(a, min(a + size, n)) for a in range(0, n, size)] if n else [(0, 0)]
+
+
+def _dedupe_edges(rows: pl.DataFrame, cats: dict[str, pl.Categories],
+                  node_ids: np.ndarray) -> ArrowSlices:
+    """Edges table (Arrow, schema ``EDGES``) from the kept MRREL rows: one row per (head,
+    relation, relation_attr, tail), sorted so, with the alphabetically first source (nulls
+    last).
+
+    Every field is recoded as a small integer in string order: head and tail as ranks among
+    ``node_ids`` (sorted CUIs), (REL, RELA) as the rank of the pairs present, SAB as its rank
+    (``cats`` holds the Categories of relation, relation_attr and source). When
+    ``nodes^2 * pairs * sources < 2**64`` a row packs into one UInt64 in edge order
+    ``((head * pairs + pair) * nodes + tail) * sources + source``, so deduplication is one
+    sort of values and a comparison with the previous value; otherwise a four-column sort
+    does the same.
+    """
+    if rows.height == 0:
+        return ArrowSlices(EDGES, 0, lambda start, length: EDGES_ARROW.empty_table())
+    u64 = pl.UInt64
+    n_nodes = len(node_ids)
+    rank_of = np.zeros(int(node_ids[-1]) + 1, dtype=np.uint32)
+    rank_of[node_ids] = np.arange(n_nodes, dtype=np.uint32)
+    rank_of = pl.Series(rank_of)
+    rel_lut, rel_values = _lexical_lut(cats["relation"])
+    rela_lut, rela_values = _lexical_lut(cats["relation_attr"])
+    src_lut, src_values = _lexical_lut(cats["source"], nulls_last=True)
+    # (REL, RELA) pairs present, numbered densely in string order
+    n_both = len(rel_values) * len(rela_values)
+    both = (_code("relation", rel_lut).cast(u64) * len(rela_values)
+            + _code("relation_attr", rela_lut))
+    # (the streaming engine: parallel, and much faster than eager on ~50M rows)
+    present = rows.lazy().select(both.unique()).collect(engine="streaming").to_series()
+    present = present.sort().to_numpy()
+    if n_both <= PAIR_TABLE_MAX:
+        pair_of = np.zeros(n_both, dtype=np.uint32)
+        pair_of[present] = np.arange(len(present), dtype=np.uint32)
+        pair = pl.lit(pl.Series(pair_of)).gather(both)
+    else:
+        pair = both.replace_strict(present, pl.int_range(len(present), dtype=pl.UInt32,
+                                                         eager=True))
+    n_pair, n_src = len(present), len(src_values)
+    head = pl.lit(rank_of).gather(pl.col("head"))
+    tail = pl.lit(rank_of).gather(pl.col("tail"))
+    source = _code("source", src_lut)
+    if n_nodes * n_nodes * n_pair * n_src <= PACKED_KEY_MAX + 1:
+        key = (((head.cast(u64) * n_pair + pair) * n_nodes + tail) * n_src + source).alias("k")
+        keys = rows.lazy().select(key).collect(engine="streaming").to_series().sort()
+        del rows
+        kept = keys.to_frame().lazy().filter(_new_run_expr(pl.col("k") // n_src)).collect(
+            engine="streaming").to_series()
+        del keys
+        n_edges = len(kept)
+
+        def fields(rows: slice) -> tuple[np.ndarray, ...]:
+            k = kept.slice(rows.start, rows.stop - rows.start).to_numpy()
+            rest = k // np.uint64(n_src)
+            head_pair = rest // np.uint64(n_nodes)
+            return (head_pair // np.uint64(n_pair), head_pair % np.uint64(n_pair),
+                    rest % np.uint64(n_nodes), k % np.uint64(n_src))
+    else:
+        edges = (
+            rows.lazy().select(head.alias("h"), pair.alias("p"), tail.alias("t"),
+                               source.alias("s"))
+            .collect(engine="streaming")
+            .sort("h", "p", "t", "s")
+            .filter(_new_run("h", "p", "t"))
+            .rechunk()
+        )
+        del rows
+        n_edges = edges.height
+        columns = [edges[c].to_numpy() for c in ("h", "p", "t", "s")]
+
+        def fields(rows: slice) -> tuple[np.ndarray, ...]:
+            return tuple(c[rows] for c in columns)
+
+    node_cuis = _cui_bytes(node_ids).view(np.uint64).ravel()
+    pair_rel = _strings([rel_values[i] for i in present // len(rela_values)])
+    pair_rela = _strings([rela_values[i] for i in present % len(rela_values)])
+    sources = _strings(src_values)
+
+    def get(start: int, length: int) -> pa.Table:
+        h, p, t, s = fields(slice(start, start + length))
+        p = _indices(p)
+        columns = [
+            _fixed_strings(node_cuis[h].view(np.uint8).reshape(-1, 8)),
+            pair_rel.take(p),
+            pair_rela.take(p),
+            _fixed_strings(node_cuis[t].view(np.uint8).reshape(-1, 8)),
+            sources.take(_indices(s)),
+        ]
+        bounds = _chunk_bounds(len(columns[0]))
+        return pa.Table.from_arrays(
+            [pa.chunked_array([c.slice(a, b - a) for a, b in bounds], c.type) for c in columns],
+            schema=EDGES_ARROW)
+
+    return ArrowSlices(EDGES, n_edges, get)
+
+
+def _edges_table(mrrel: pl.LazyFrame, opts: UmlsOptions, node_ids: pl.Series) -> ArrowSlices:
+    """MRREL -> edges (see :func:`_dedupe_edges`). The scan keeps CUIs as UInt32 and REL,
+    RELA and SAB as Categorical (own Categories each), so the kept rows take ~20 bytes."""
     t0 = time.perf_counter()
     rel_filter = _in_out("REL", opts.rel_include, opts.rel_exclude) & _in_out(
         "RELA", opts.rela_include, opts.rela_exclude
     )
-    keys = ["head", "relation", "relation_attr", "tail"]
-    rows = (
-        rrf.scan_rrf(mrrel, rrf.MRREL)
-        .filter(_common_filters(opts) & rel_filter)
+    cats = {c: pl.Categories.random() for c in ("relation", "relation_attr", "source")}
+    query = (
+        mrrel.filter(_common_filters(opts) & rel_filter)
         .select(
             _cui_to_int("CUI2").alias("head"),
-            pl.col("REL").cast(pl.Categorical).alias("relation"),
-            pl.col("RELA").cast(pl.Categorical).alias("relation_attr"),
+            pl.col("REL").alias("relation"),
+            pl.col("RELA").alias("relation_attr"),
             _cui_to_int("CUI1").alias("tail"),
-            pl.col("SAB").cast(pl.Categorical).alias("source"),
+            pl.col("SAB").alias("source"),
         )
         .filter(
             (pl.col("head") != pl.col("tail"))
             & pl.col("head").is_in(node_ids.implode())
             & pl.col("tail").is_in(node_ids.implode())
         )
-        .collect(engine="streaming", optimizations=rrf.QUERY_OPTS)
+        .with_columns(pl.col(c).cast(pl.Categorical(cats[c])) for c in cats)  # kept rows only
     )
-    edges = rows.sort(_edge_order(rows))
-    del rows
-    first = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in keys])
-    edges = edges.filter(first)
-    log.info("MRREL: %d edges (%.1fs)", edges.height, time.perf_counter() - t0)
-    return edges.lazy().with_columns(
-        pl.col("relation", "relation_attr", "source").cast(pl.String),
-        _int_to_cui("head"),
-        _int_to_cui("tail"),
-    )
+    edges = _dedupe_edges(query.collect(engine="streaming", optimizations=rrf.QUERY_OPTS),
+                          cats, node_ids.to_numpy())
+    log.info("MRREL: %d edges (%.1fs)", edges.num_rows, time.perf_counter() - t0)
+    return edges
