@@ -22,6 +22,7 @@ for _bench, _spec in config["evaluate"]["benchmarks"].items():
         resources:
             mem_mb=16000,
             runtime=240,
+            gpu=config["evaluate"]["gpus"],
         conda:
             "../../envs/bali.yaml"
         shell:
