@@ -130,7 +130,7 @@ def test_re_errors_name_file_and_line(tmp_path):
         read_re(tsv, spec.labels)
     jl = tmp_path / "dev.json"
     jl.write_text('{"sentence": "@DRUG$ and @DRUG$", "label": "DDI-false"}\n{"sentence": "x", \n')
-    with pytest.raises(BaliInputError, match=r"dev.json:2: not a JSON line"):
+    with pytest.raises(BaliInputError, match=r"dev.json:2: invalid JSON line"):
         read_re(jl, BENCHMARKS["ddi"].labels, BENCHMARKS["ddi"].aliases)
     jl.write_text('{"sentence": "@DRUG$ and @DRUG$", "label": "DDI-false"}\n')
     assert read_re(jl, BENCHMARKS["ddi"].labels, BENCHMARKS["ddi"].aliases)[1] == ["0"]
@@ -154,5 +154,5 @@ def test_medqa_and_bioasq_line_errors(tmp_path):
     with pytest.raises(BaliInputError, match=r"train.json:2: missing or non-str field"):
         read_bioasq(bq)
     bq.write_text('{"sentence1": "q?", "sentence2": "p", "label": "yes"\n')
-    with pytest.raises(BaliInputError, match=r"train.json:1: not a JSON line"):
+    with pytest.raises(BaliInputError, match=r"train.json:1: invalid JSON line"):
         read_bioasq(bq)

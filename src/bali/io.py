@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -47,6 +47,27 @@ def first_non_utf8_line(path: str | os.PathLike) -> int | None:
             except UnicodeDecodeError:
                 return lineno
     return None
+
+
+def json_object(path: str | os.PathLike, line: str, lineno: int) -> dict:
+    """One JSON-lines record: ``line`` parsed as a JSON object, else a BaliInputError naming
+    ``path`` and ``lineno``."""
+    import json
+
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise BaliInputError(path, f"invalid JSON line: {err.msg}", lineno) from None
+    if not isinstance(obj, dict):
+        raise BaliInputError(path, "expected a JSON object", lineno)
+    return obj
+
+
+def json_objects(path: str | os.PathLike, lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` of the non-blank lines of a JSON-lines stream."""
+    for lineno, line in enumerate(lines, start=1):
+        if line.strip():
+            yield lineno, json_object(path, line, lineno)
 
 
 def _tmp_name(target: Path) -> Path:

@@ -33,7 +33,7 @@ import math
 import random
 from pathlib import Path
 
-from bali.io import BaliInputError, check_input_file
+from bali.io import BaliInputError, check_input_file, json_objects
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,7 @@ def _json_lines(path: str | Path):
     """(path, line number, object) of the non-blank lines of a JSON-lines file."""
     p = check_input_file(path)
     with open(p, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BaliInputError(p, f"not a JSON line: {err.msg}", lineno) from None
-            if not isinstance(obj, dict):
-                raise BaliInputError(p, "expected a JSON object", lineno)
+        for lineno, obj in json_objects(p, fh):
             yield p, lineno, obj
 
 

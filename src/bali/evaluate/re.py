@@ -16,11 +16,10 @@ unknown label or a malformed line raises ``BaliInputError`` naming the file and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from bali.io import BaliInputError, check_input_file
+from bali.io import BaliInputError, check_input_file, json_object
 
 HEADERS = (("sentence", "label"), ("index", "sentence", "label"))
 
@@ -47,12 +46,8 @@ def read_re(path: str | Path, labels: Collection[str],
         raise BaliInputError(p, "no examples")
     if lines[0][1].lstrip().startswith("{"):
         for lineno, line in lines:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise BaliInputError(p, f"not a JSON line: {err.msg}", lineno) from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("sentence"), str) \
-                    or "label" not in obj:
+            obj = json_object(p, line, lineno)
+            if not isinstance(obj.get("sentence"), str) or "label" not in obj:
                 raise BaliInputError(p, "expected {\"sentence\": str, \"label\": ..}", lineno)
             out.append(_check_label(p, lineno, obj["label"], labels, aliases))
             examples.append((obj["sentence"], None))

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
-from bali.io import BaliInputError, check_input_file, first_non_utf8_line
+from bali.io import BaliInputError, check_input_file, first_non_utf8_line, json_objects
 from bali.text.schema import make_document
 
 FORMATS = ("pubmed", "jsonl", "pubtator", "obo")
@@ -108,15 +107,7 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, str]]:
     """Stream ``{pmid, title, abstract}`` JSON lines."""
     try:
         with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise BaliInputError(path, f"invalid JSON ({err.msg})", lineno) from err
-                if not isinstance(obj, dict):
-                    raise BaliInputError(path, "expected a JSON object", lineno)
+            for lineno, obj in json_objects(path, fh):
                 doc_id = obj.get("pmid", obj.get("doc_id", obj.get("id")))
                 if doc_id in (None, ""):
                     raise BaliInputError(path, "object has no pmid/doc_id/id", lineno)
