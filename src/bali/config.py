@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import shlex
 import typing
 from collections.abc import Mapping
@@ -44,11 +45,21 @@ def _defaults_validator(cls: type) -> type:
     return jsonschema.validators.extend(cls, {"properties": properties})
 
 
+@functools.cache
+def _read_schema(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict:
+    """The config schema at ``path`` (read once per process; callers must not mutate it)."""
+    return _read_schema(Path(path).resolve())
+
+
 def validate_config(
     config: dict, schema_path: str | Path = DEFAULT_SCHEMA, source: str = "config"
 ) -> dict:
     """Validate ``config`` in place, filling defaults; raise ConfigError on the first error."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     cls = _defaults_validator(jsonschema.validators.validator_for(schema))
     error = jsonschema.exceptions.best_match(cls(schema).iter_errors(config))
     if error is not None:

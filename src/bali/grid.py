@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-from bali.config import DEFAULT_SCHEMA, ConfigError
+from bali.config import DEFAULT_SCHEMA, ConfigError, load_schema
 
 BASE = "base"
 
@@ -63,7 +62,7 @@ def pretrain_options(config: Mapping, model: str, variant: str,
     spec = config["models"][model]
     merged = {**config["pretrain"], **({} if isinstance(spec, str) else spec["pretrain"]),
               **config["variants"][variant]["pretrain"]}
-    schema = yaml.safe_load(Path(schema_path).read_text())["properties"]["pretrain"]
+    schema = load_schema(schema_path)["properties"]["pretrain"]
     error = jsonschema.exceptions.best_match(
         jsonschema.validators.validator_for(schema)(schema).iter_errors(merged))
     if error is not None:

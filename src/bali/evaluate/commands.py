@@ -27,12 +27,12 @@ def _el_zeroshot(args: argparse.Namespace) -> None:
 
 
 def _aggregate(args: argparse.Namespace) -> None:
-    from bali.evaluate.results import aggregate, read_records
+    from bali.evaluate.results import aggregate, aggregate_csv, read_records
     from bali.io import atomic_paths
 
     table = aggregate(read_records(args.results))
     with atomic_paths(args.out) as (tmp,):
-        table.with_columns(table["seeds"].cast(list[str]).list.join(" ")).write_csv(tmp)
+        tmp.write_text(aggregate_csv(table))
     print(table.filter("primary").select("benchmark", "model", "variant", "metric", "n",
                                          "mean", "std"))
 

@@ -49,16 +49,15 @@ from tqdm import tqdm
 from bali.evaluate.el_zeroshot import (
     ELOptions,
     chunked_top_k,
-    dictionary_from_mentions,
     encode,
-    read_dictionary,
+    linking_accuracy,
+    load_dictionary,
     read_mentions,
     refine,
     top_k,
 )
-from bali.evaluate.metrics import acc_at_k
+from bali.evaluate.finetune import seed_everything
 from bali.evaluate.results import record
-from bali.io import BaliInputError
 
 
 @dataclass(frozen=True)
@@ -221,14 +220,6 @@ def train_biosyn(model, tokenizer, queries: pl.DataFrame, dictionary: pl.DataFra
     return losses
 
 
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
 def evaluate_biosyn(model_dir: Path, dictionary_path: Path | None, train_path: Path,
                     dev_path: Path | None, test_path: Path, opts: BiosynOptions, *,
                     benchmark: str = "el", seed: int = 0,
@@ -243,17 +234,12 @@ def evaluate_biosyn(model_dir: Path, dictionary_path: Path | None, train_path: P
     if not 0.0 <= opts.dense_ratio <= 1.0:
         raise ValueError(f"dense_ratio must be in [0, 1], not {opts.dense_ratio}")
     t0 = time.perf_counter()
-    _seed_all(seed)
+    seed_everything(seed)
     train = read_mentions(train_path)
     seen = [train, *([read_mentions(dev_path)] if dev_path else [])]
     seen_paths = [train_path, *([dev_path] if dev_path else [])]
-    if dictionary_path is None:
-        full = dictionary_from_mentions(seen)
-        notes = ["dictionary built from the train/dev mentions (no vocabulary given)"]
-        if full.height == 0:
-            raise BaliInputError(train_path, "no mention with an id to build a dictionary from")
-    else:
-        full, notes = read_dictionary(dictionary_path), [f"dictionary {dictionary_path}"]
+    full, note = load_dictionary(dictionary_path, seen, seen_paths)
+    notes = [note]
     test = read_mentions(test_path)
     refined = refine(test, seen, full)
     queries = training_queries(train, opts.max_train, seed)
@@ -279,15 +265,12 @@ def evaluate_biosyn(model_dir: Path, dictionary_path: Path | None, train_path: P
         encode(mentions, model, tokenizer, enc, normalize=False),
         encode(names, model, tokenizer, enc, normalize=False),
         vectorizer.transform(mentions), vectorizer.transform(names), weight.item(), 5,
-        opts.chunk).tolist()
-    dict_ids = dictionary["ids"].to_list()
-    gold = refined["ids"].to_list()
-    ranked = [[dict_ids[c] for c in cand] for cand in nearest]
+        opts.chunk)
     sources = [*([dictionary_path] if dictionary_path else []), test_path, *seen_paths]
     return record(
         task="el_supervised", benchmark=benchmark, model=model_dir, seed=seed, labels=labels,
-        metrics={"acc@1": acc_at_k(gold, ranked, 1), "acc@5": acc_at_k(gold, ranked, 5)},
-        primary="acc@1", options=asdict(opts), data=sources, notes=notes,
+        metrics=linking_accuracy(refined, dictionary, nearest), primary="acc@1",
+        options=asdict(opts), data=sources, notes=notes,
         counts={"train_mentions": train.height, "train_queries": queries.height,
                 "train_queries_id_not_in_dictionary": sum(
                     not set(ids) & known for ids in queries["ids"]),

@@ -200,6 +200,28 @@ def dictionary_from_mentions(frames: list[pl.DataFrame]) -> pl.DataFrame:
             .select(pl.col("mention").alias("name"), "ids").unique(maintain_order=True))
 
 
+def load_dictionary(path: Path | None, seen: list[pl.DataFrame], seen_paths: list[Path]
+                    ) -> tuple[pl.DataFrame, str]:
+    """``(dictionary, note)``: the dictionary file, or one built from the ``seen`` mentions."""
+    if path is not None:
+        return read_dictionary(path), f"dictionary {path}"
+    if not seen:
+        raise ValueError("give a dictionary or the seen (train/dev) mentions to build one")
+    dictionary = dictionary_from_mentions(seen)
+    if dictionary.height == 0:
+        raise BaliInputError(seen_paths[0], "no mention with an id to build a dictionary from")
+    return dictionary, "dictionary built from the train/dev mentions (no vocabulary given)"
+
+
+def linking_accuracy(refined: pl.DataFrame, dictionary: pl.DataFrame,
+                     nearest: torch.Tensor) -> dict[str, float]:
+    """Acc@1 and Acc@5 of ``nearest`` [mentions, >=5] dictionary rows against the gold ids."""
+    dict_ids = dictionary["ids"].to_list()
+    ranked = [[dict_ids[c] for c in cand] for cand in nearest.tolist()]
+    gold = refined["ids"].to_list()
+    return {"acc@1": acc_at_k(gold, ranked, 1), "acc@5": acc_at_k(gold, ranked, 5)}
+
+
 def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: Path,
                       seen_paths: list[Path], opts: ELOptions, cache_dir: Path | None = None,
                       *, benchmark: str = "el", seed: int = 0,
@@ -213,15 +235,7 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
         raise ValueError(f"pooling must be cls or mean, not {opts.pooling!r}")
     t0 = time.perf_counter()
     seen = [read_mentions(p) for p in seen_paths]
-    if dictionary_path is None:
-        if not seen:
-            raise ValueError("give a dictionary or the seen (train/dev) mentions to build one")
-        dictionary = dictionary_from_mentions(seen)
-        note = "dictionary built from the train/dev mentions (no vocabulary given)"
-    else:
-        dictionary, note = read_dictionary(dictionary_path), f"dictionary {dictionary_path}"
-    if dictionary.height == 0:
-        raise BaliInputError(dictionary_path or seen_paths[0], "the dictionary is empty")
+    dictionary, note = load_dictionary(dictionary_path, seen, seen_paths)
     test = read_mentions(test_path)
     refined = refine(test, seen, dictionary)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -243,15 +257,11 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.save(cache, keys.numpy())
     queries = encode(refined["mention"].to_list(), model, tokenizer, opts)
-    nearest = top_k(queries, keys, 5, opts.chunk).tolist()
-    dict_ids = dictionary["ids"].to_list()
-    gold = refined["ids"].to_list()
-    ranked = [[dict_ids[c] for c in cand] for cand in nearest]
-    n = refined.height
+    nearest = top_k(queries, keys, 5, opts.chunk)
     return record(
         task="el_zeroshot", benchmark=benchmark, model=model_dir, seed=seed, labels=labels,
-        metrics={"acc@1": acc_at_k(gold, ranked, 1), "acc@5": acc_at_k(gold, ranked, 5)},
-        primary="acc@1", options=asdict(opts), data=sources, notes=[note],
-        counts={"test_mentions": test.height, "refined_test_mentions": n,
+        metrics=linking_accuracy(refined, dictionary, nearest), primary="acc@1",
+        options=asdict(opts), data=sources, notes=[note],
+        counts={"test_mentions": test.height, "refined_test_mentions": refined.height,
                 "dictionary_names": dictionary.height},
         started=t0)

@@ -126,3 +126,8 @@ def aggregate(records: list[dict]) -> pl.DataFrame:
              pl.col("seed").sort().alias("seeds"))
         .sort(keys)
     )
+
+
+def aggregate_csv(table: pl.DataFrame) -> str:
+    """The :func:`aggregate` table as CSV text (``seeds`` space-separated)."""
+    return table.with_columns(pl.col("seeds").cast(pl.List(pl.String)).list.join(" ")).write_csv()

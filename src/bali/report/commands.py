@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,10 +98,9 @@ def make_report(results: list[Path], runs: dict[str, Path], opts: ReportOptions,
                 link_prefix: str = "") -> dict[str, bytes]:
     """All report files as ``{relative path: content}`` (module docstring); the links of
     ``report.md`` start with ``link_prefix`` (the way from the page to the directory)."""
-    import polars as pl
 
     from bali import __version__
-    from bali.evaluate.results import aggregate, read_records
+    from bali.evaluate.results import aggregate, aggregate_csv, read_records
     from bali.report import plots, tables
 
     records = read_records(results)
@@ -113,9 +111,7 @@ def make_report(results: list[Path], runs: dict[str, Path], opts: ReportOptions,
         files[f"tables/table{n}.md"] = tables.to_markdown(table).encode()
         files[f"tables/table{n}.tex"] = tables.to_latex(table).encode()
         files[f"tables/table{n}.csv"] = tables.to_csv(table).encode()
-    buf = io.StringIO()
-    agg.with_columns(pl.col("seeds").cast(pl.List(pl.String)).list.join(" ")).write_csv(buf)
-    files["aggregate.csv"] = buf.getvalue().encode()
+    files["aggregate.csv"] = aggregate_csv(agg).encode()
 
     metrics = {label: plots.read_metrics(d) for label, d in runs.items()}
     pngs = {"pretraining_curves": plots.pretraining_curves(metrics, opts.smooth)}
