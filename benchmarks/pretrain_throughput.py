@@ -451,6 +451,9 @@ class SyntheticBatches:
         ds.max_neighbors, ds.mlm_probability, ds.mask_tokens = max_neighbors, mlm_probability, True
         ds.linearize, ds.relation_ids, ds.linear_max_length = None, None, 128
         ds.rank, ds.world = 0, 1
+        ds.mask_mentions, ds.split = False, "train"  # bali's defaults
+        ds.pool = np.arange(len(ds.sentences))
+        ds._perm_epoch, ds._perm = None, None
         ds.per_epoch = len(ds.sentences) // batch_size
         ds.num_batches = num_batches
         self.dataset = ds

@@ -122,14 +122,18 @@ def test_cli_on_bc5cdr_disease_with_medic(tmp_path, shared_data, tiny_bert, caps
                  "--train", str(data / "train.concept"), "--dev", str(data / "dev.concept"),
                  "--test", str(data / "test.concept"), "--out", str(out), "--seed", "3",
                  "--benchmark", "bc5cdr-disease", "--label", "model=tiny", "--epochs", "1",
-                 "--max-train", "64", "--max-dictionary", "300"]) == 0
+                 "--max-train", "64", "--max-dictionary", "300", "--match", "casefold",
+                 "--filter-dictionary"]) == 0
     rec = json.loads(out.read_text())
     assert rec["task"] == "el_supervised" and rec["benchmark"] == "bc5cdr-disease"
     assert rec["seed"] == 3 and rec["labels"] == {"model": "tiny"}
     assert rec["counts"]["train_queries"] == 64
-    assert rec["counts"]["refined_test_mentions"] == 688  # as el_zeroshot (train+dev seen)
-    assert rec["counts"]["dictionary_names_given"] == 11915
-    assert 300 <= rec["counts"]["dictionary_names"] < 11915
+    # as el_zeroshot with the same refinement (tests/test_el_zeroshot.py: 456)
+    assert rec["counts"]["refined_test_mentions"] == 456
+    assert rec["counts"]["test_in_dictionary"] == 424
+    assert rec["counts"]["dictionary_names_given"] == 76237  # MEDIC names, not its lines
+    assert 300 <= rec["counts"]["dictionary_names"] < 76237
+    assert rec["options"]["match"] == "casefold" and rec["options"]["filter_dictionary"]
     assert all(math.isfinite(v) and 0 <= v <= 1 for v in rec["metrics"].values())
     assert rec["metrics"]["acc@5"] >= rec["metrics"]["acc@1"]
     assert rec["options"]["topk"] == 20 and str(medic) in rec["data"]
@@ -160,7 +164,7 @@ def test_pubtator_span_mismatch_and_ids(tmp_path):
     assert read_mentions(good)["ids"].to_list() == [["D005334"], ["D006073", "138900"], []]
     bad = tmp_path / "bad.pubtator"
     bad.write_text("1|t|Fever and gout.\n1|a|\n1\t0\t5\tFever\tDisease\tD1\n"
-                   "1\t9\t14\tgout\tDisease\tD2\n")
+                   "1\t11\t15\tgout\tDisease\tD2\n")  # 'out.' (' gout' would pass, padded)
     with pytest.raises(BaliInputError, match=r"bad.pubtator:4: mention 'gout' does not match"):
         read_mentions(bad)
 

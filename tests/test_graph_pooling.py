@@ -127,6 +127,18 @@ def test_encoder_options_and_registry() -> None:
         torch.testing.assert_close(g, expected)
 
 
+@pytest.mark.parametrize("name", ["gat", "sage"])
+def test_skip_encoder_starts_at_the_centre_input_and_learns(name: str) -> None:
+    torch.manual_seed(0)
+    enc = make_graph_encoder(name, D, layers=2, num_relations=NUM_RELATIONS, dropout=0.0,
+                             skip=True)
+    x, edge_index, edge_type, centre = stars()
+    out = enc(x, edge_index, edge_type, centre)
+    torch.testing.assert_close(out, x[centre])  # g = x_v at step 0 (zero-initialised branch)
+    out.pow(2).sum().backward()
+    assert enc.gate.weight.grad.abs().sum() > 0  # the branch's gate learns first
+
+
 def test_linearize() -> None:
     cls, sep = 1, 2
     centre = [5, 6]

@@ -56,6 +56,23 @@ def test_apply_writes_names_mentions_and_dictionary(tmp_path):
     assert counts["names"] == kept.height == names.height - held.height
     assert dictionary.height == counts["dictionary_names"] == kept.height - 1  # no OMIM name
     assert not set(held["mention"]) & set(dictionary["name"])
+    from bali.kg.holdout import DEV_FILE, TEST_FILE
+
+    dev, test = read_mentions(tmp_path / DEV_FILE), read_mentions(tmp_path / TEST_FILE)
+    assert (counts["heldout_dev"], counts["heldout_test"]) == (dev.height, test.height)
+    assert dev.height == held.height // 2 and dev.height + test.height == held.height
+    assert sorted(dev["mention"].to_list() + test["mention"].to_list()) == sorted(
+        held["mention"].to_list())  # a split: disjoint halves of the held-out names
+
+
+def test_dev_test_split_is_seeded():
+    from bali.kg.holdout import split_dev_test
+
+    _, held = hold_out_synonyms(_names(), HoldoutOptions(holdout_share=1.0))
+    dev, test = split_dev_test(held, 0)
+    again, _ = split_dev_test(held, 0)
+    assert dev.equals(again) and dev.height == held.height // 2
+    assert not set(dev["name"]) & set(test["name"])
 
 
 def test_mentions_round_trip(tmp_path):

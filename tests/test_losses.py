@@ -312,3 +312,20 @@ def test_total_loss_weights_and_ablations():
         total_loss(mlm, align, 0, 0)
     with pytest.raises(ValueError):
         total_loss(None, align)
+
+
+def test_info_nce_hard_negatives_by_hand():
+    from bali.model.losses.infonce import info_nce
+
+    text = torch.tensor([[1.0, 0.0]])
+    graph = torch.tensor([[1.0, 0.0]])  # cos 1 with the positive
+    negs = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # cos 0, and a copy of the positive
+    tau = 0.5
+    allowed = torch.tensor([[True, False]])  # the second is the entity's own concept
+    got = info_nce(text, graph, torch.tensor([0]), tau, symmetric=False, negatives=negs,
+                   allowed=allowed)
+    want = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(0)))
+    assert float(got) == pytest.approx(want, rel=1e-6)
+    none = info_nce(text, graph, torch.tensor([0]), tau, symmetric=False, negatives=negs,
+                    allowed=torch.zeros(1, 2, dtype=torch.bool))
+    assert float(none) == pytest.approx(0.0, abs=1e-6)

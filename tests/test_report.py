@@ -285,3 +285,45 @@ def test_cli_bad_run_writes_nothing(tmp_path, capsys):
     assert not out.exists() or not any(out.rglob("*"))
     assert main(["report", "--pretrain-run", "no-equals", "--out-dir", str(out)]) == 2
     assert "LABEL=RUN_DIR" in capsys.readouterr().err
+
+
+def _el_record(variant: str, hits: list[int], seed: int = 0) -> dict:
+    return {"task": "el_zeroshot", "benchmark": "hpo", "model": "m", "seed": seed,
+            "labels": {"model": "minilm", "variant": variant}, "primary": "acc@1",
+            "metrics": {"acc@1": sum(hits) / len(hits)},
+            "items": {"id": [f"q{i}" for i in range(len(hits))], "hit@1": hits}}
+
+
+def test_paired_bootstrap_and_headline_verdicts():
+    import numpy as np
+
+    from bali.report.headline import headline_rows, paired_bootstrap
+
+    base = np.array([0, 1] * 50)
+    lo, hi = paired_bootstrap(base, base)
+    assert lo == hi == 0.0  # identical scores: every resample has delta 0
+    better = base.copy()
+    better[::2] = 1  # 50 more hits of 100: delta +0.5, CI around it, above 0
+    lo, hi = paired_bootstrap(base, better)
+    assert 0.35 < lo < 0.5 < hi < 0.65
+    rows = headline_rows([_el_record("base", base.tolist()), _el_record("gat", better.tolist()),
+                          _el_record("gat2", (1 - base).tolist())])
+    by = {r["variant"]: r for r in rows}
+    assert by["gat"]["delta"] == pytest.approx(50.0) and by["gat"]["verdict"] == "better"
+    # flipping every item: same accuracy, delta 0, CI straddles 0
+    assert by["gat2"]["delta"] == 0 and by["gat2"]["verdict"] == "no detectable difference"
+    assert by["gat2"]["ci"][0] < 0 < by["gat2"]["ci"][1]
+
+
+def test_headline_over_seeds_without_items():
+    from bali.report.headline import headline_rows
+
+    recs = []
+    for seed, (b, g) in enumerate([(0.5, 0.6), (0.4, 0.45), (0.5, 0.52)]):
+        for v, acc in (("base", b), ("gat", g)):
+            r = _el_record(v, [1], seed)
+            r["metrics"]["acc@1"], r["items"] = acc, None
+            recs.append(r)
+    (row,) = headline_rows(recs)
+    assert row["seeds"] == 3 and row["delta"] == pytest.approx((10 + 5 + 2) / 3)
+    assert row["verdict"] == "better" and row["ci"] is None and row["std"] > 0

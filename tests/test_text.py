@@ -65,6 +65,27 @@ def test_malformed_inputs_name_file_and_line(tmp_path):
         detect_format(tmp_path / "corpus.bin")
 
 
+def test_pubtator_padded_mentions_are_accepted_and_counted(tmp_path):
+    # text: "Aspirin helps gout. Less pain." ("Aspirin" 0-7, " gout" 13-18, "gout" 14-18)
+    pt = tmp_path / "p.pubtator"
+    pt.write_text("1|t|Aspirin helps gout.\n1|a|Less pain.\n"
+                  "1\t0\t7\t Aspirin \tChemical\tD001241\n"  # padded column, exact span
+                  "1\t13\t18\tgout\tDisease\tD006073\n"      # span padded (" gout")
+                  "1\t25\t29\tpain\tDisease\tD010146\n")     # exact
+    stats = {}
+    [(doc, mentions)] = list(iter_pubtator(pt, stats=stats))
+    assert [(m["mention"], m["start"], m["end"]) for m in mentions] == [
+        ("Aspirin", 0, 7), ("gout", 14, 18), ("pain", 25, 29)]
+    assert all(doc["text"][m["start"]:m["end"]] == m["mention"] for m in mentions)
+    assert stats == {"mentions": 3, "padded_mentions": 2}
+    pt.write_text("1|t|Aspirin helps gout.\n1|a|Less pain.\n"
+                  "1\t0\t7\t Aspirin \tChemical\tD001241\n"
+                  "1\t8\t13\t help \tChemical\tD001241\n")  # "helps": a true mismatch
+    with pytest.raises(BaliInputError, match=r"p.pubtator:4: mention ' help ' does not match "
+                       r"the text at 8-13"):
+        list(iter_pubtator(pt))
+
+
 def test_jsonl_real_abstracts(shared_data):
     docs = list(iter_documents(shared_data("bern2/pubmed_abstracts_1k.jsonl")))
     assert len(docs) == 1000

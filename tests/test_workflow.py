@@ -77,8 +77,14 @@ def test_demo_dag_pretrains_and_exports(workdir):
 
     run = workdir / "results" / "pretrain" / "minilm" / "gat"
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    assert all(r["loss"] > 0 and r["align_loss"] > 0 for r in rows)
+    steps = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert all(r["loss"] > 0 and r["align_loss"] > 0 for r in steps)
+    # validation on the dev half of the held-out synonyms: the base model, then the last step
+    dev = [r for r in rows if "dev_acc1" in r]
+    assert [r["step"] for r in dev] == [0, 4]
+    assert all(0 < r["dev_acc1"] <= r["dev_acc5"] <= 1 and 0 <= r["dev_align_acc"] <= 1
+               for r in dev)
     assert (run / "checkpoints" / "latest").read_text() == "step_4"
     model = AutoModel.from_pretrained(workdir / "results" / "models" / "minilm" / "gat")
     assert model.config.hidden_size == 384  # all-MiniLM-L6-v2
@@ -99,8 +105,18 @@ def test_demo_dag_evaluates_and_reports(workdir):
         assert rec["benchmark"] == "hpo-synonyms" and rec["task"] == "el_zeroshot"
         assert 0 < rec["metrics"]["acc@1"] <= rec["metrics"]["acc@5"] <= 1
         assert rec["counts"]["refined_test_mentions"] > 100
+    test = (results / "kg" / "heldout_test.concept").read_text().splitlines()
+    dev = (results / "kg" / "heldout_dev.concept").read_text().splitlines()
+    assert sorted(test + dev) == sorted(held) and not set(test) & set(dev)
+    assert records["base"]["counts"]["test_mentions"] == len(test)
+    geometry = {r["labels"]["variant"]: r for r in read_records(
+        (results / "eval" / "hpo-geometry" / "minilm").glob("*/seed0.json"))}
+    assert set(geometry) == {"base", "gat"}
+    assert all(r["metrics"]["intra_cos"] > r["metrics"]["inter_cos"] for r in geometry.values())
     report = (results / "report.md").read_text()
     assert "hpo-synonyms" in report.lower() and "minilm" in report.lower()
+    headline = report.split("## Headline")[1].split("\n## ")[0]
+    assert "hpo-synonyms" in headline and "95% CI" in headline and "Geometry" in headline
     assert (results / "report" / "plots" / "pretraining_curves.png").stat().st_size > 1000
 
 
@@ -113,7 +129,7 @@ def test_changed_pretraining_reruns_only_what_depends_on_it(workdir):
     jobs = dict(line.split() for line in out.split("Job stats:")[1].split("total")[0]
                 .splitlines()[3:] if line.strip())
     assert jobs == {"pretrain": "1", "export": "1", "evaluate_hpo-synonyms": "1",
-                    "report": "1", "all": "1"}
+                    "evaluate_hpo-geometry": "1", "report": "1", "all": "1"}
 
 
 def test_changed_option_reruns_build_kg(workdir):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bali.config import cli_flags, validate_config
 from bali.grid import BASE, checkpoint, eval_jobs, pretrain_options, pretrain_runs
-from bali.kg.holdout import DICTIONARY_FILE, HELDOUT_FILE
+from bali.kg.holdout import DEV_FILE, DICTIONARY_FILE, HELDOUT_FILE, TEST_FILE
 from bali.paths import PACKAGED_MODELS, code_digest, resolve_input, resolve_model
 
 validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -113,6 +113,8 @@ def kg_outputs():
     """Extra outputs of build_kg: the held-out synonyms when kg.holdout.share > 0."""
     if config["kg"]["holdout"]["share"] > 0:
         return {"heldout": f"{RESULTS}/kg/{HELDOUT_FILE}",
+                "heldout_dev": f"{RESULTS}/kg/{DEV_FILE}",
+                "heldout_test": f"{RESULTS}/kg/{TEST_FILE}",
                 "heldout_dictionary": f"{RESULTS}/kg/{DICTIONARY_FILE}"}
     return {}
 
@@ -125,10 +127,27 @@ def checkpoint_files(model):
     return [name] if (Path(name) / "config.json").is_file() else []
 
 
+def validation_files(model, variant):
+    """{validate_dictionary, validate_mentions} of a run's pretrain.validate.benchmark."""
+    validate = pretrain_options(config, model, variant).get("validate", {})
+    bench = validate.get("benchmark", "")
+    if not validate.get("every") or not bench:
+        return {}
+    spec = config["evaluate"]["benchmarks"].get(bench)
+    if spec is None or "dev" not in spec or "dictionary" not in spec["inputs"]:
+        raise ValueError(f"config pretrain.validate.benchmark: {bench!r} must be an "
+                         "evaluate.benchmarks entry with inputs.dictionary and a dev split")
+    files = benchmark_files(bench, {"dev": spec["dev"], **spec["inputs"]})
+    return {"validate_dictionary": files["dictionary"], "validate_mentions": files["dev"]}
+
+
 def pretrain_args(wildcards):
     """`bali pretrain` options of one (model, variant) run, with the run's one seed."""
     options = pretrain_options(config, wildcards.model, wildcards.variant)
     options |= {"seed": config["seed"], "model": checkpoint(config, wildcards.model)}
+    validate = options.pop("validate", {})
+    options |= {f"validate_{k}": v for k, v in validate.items() if k != "benchmark"}
+    options |= validation_files(wildcards.model, wildcards.variant)
     return cli_flags(options, skip=("gpus",))
 
 
@@ -160,12 +179,12 @@ def model_files(wildcards):
     return [f"{model_dir(wildcards.model, wildcards.variant)}/model.safetensors"]
 
 
-def benchmark_files(bench):
+def benchmark_files(bench, inputs=None):
     """{flag: path or paths} of a benchmark's inputs ("kg:FILE" = the KG stage's FILE)."""
     def place(path):
         return f"{RESULTS}/kg/{path[3:]}" if path.startswith("kg:") else path
 
-    inputs = config["evaluate"]["benchmarks"][bench]["inputs"]
+    inputs = config["evaluate"]["benchmarks"][bench]["inputs"] if inputs is None else inputs
     return {flag: [place(p) for p in v] if isinstance(v, list) else place(v)
             for flag, v in inputs.items()}
 

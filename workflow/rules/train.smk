@@ -6,6 +6,9 @@ rule pretrain:
     input:
         shards=f"{RESULTS}/shards/{{model}}/sentences.arrow",
         meta=f"{RESULTS}/shards/{{model}}/meta.json",
+        validation=lambda wildcards: list(
+            validation_files(wildcards.model, wildcards.variant).values()
+        ),
     output:
         weights=f"{RESULTS}/pretrain/{{model}}/{{variant}}/model.safetensors",
         metrics=f"{RESULTS}/pretrain/{{model}}/{{variant}}/metrics.jsonl",
@@ -27,7 +30,7 @@ rule pretrain:
         "../../envs/bali.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {params.program} pretrain --shards {params.shards} "
-        "--run-dir {params.run_dir} "        "--resume --no-progress {params.args} > {log} 2>&1"
+        "--run-dir {params.run_dir} --resume --no-progress {params.args} > {log} 2>&1"
 
 
 rule export:
@@ -39,6 +42,7 @@ rule export:
     params:
         run_dir=parent_dir_of_input("weights"),
         out_dir=parent_dir("model"),
+        select=config["export"]["select"],
         code=code_digest("model", "train"),
     log:
         f"{LOGS}/export/{{model}}/{{variant}}.log",
@@ -49,4 +53,5 @@ rule export:
     conda:
         "../../envs/bali.yaml"
     shell:
-        "bali export --run-dir {params.run_dir} --out-dir {params.out_dir} > {log} 2>&1"
+        "bali export --run-dir {params.run_dir} --out-dir {params.out_dir} "
+        "--select {params.select} > {log} 2>&1"

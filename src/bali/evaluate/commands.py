@@ -26,6 +26,18 @@ def _el_zeroshot(args: argparse.Namespace) -> None:
     print(json.dumps({**rec["metrics"], **rec["counts"]}))
 
 
+def _geometry(args: argparse.Namespace) -> None:
+    from bali.evaluate.geometry import GeometryOptions, evaluate_geometry
+    from bali.evaluate.results import parse_labels, write_record
+    from bali.paths import resolve_model
+
+    rec = evaluate_geometry(resolve_model(args.model), args.dictionary,
+                            options_from_args(GeometryOptions, args), benchmark=args.benchmark,
+                            seed=args.seed, labels=parse_labels(args.label))
+    write_record(args.out, rec)
+    print(json.dumps({**rec["metrics"], **rec["counts"]}))
+
+
 def _aggregate(args: argparse.Namespace) -> None:
     from bali.evaluate.results import aggregate, aggregate_csv, read_records
     from bali.io import atomic_paths
@@ -41,16 +53,15 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     """Register ``bali evaluate``."""
     from bali.evaluate import el_biosyn, finetune_cli
     from bali.evaluate.el_zeroshot import ELOptions
-    from bali.evaluate.results import add_run_arguments
+    from bali.evaluate.geometry import GeometryOptions
+    from bali.evaluate.results import add_task_parser
 
     ev = stages.add_parser("evaluate", help="evaluate a model on a benchmark")
     tasks = ev.add_subparsers(dest="task", required=True, metavar="TASK")
-    el = tasks.add_parser(
-        "el-zeroshot", help="zero-shot entity linking, Acc@1/@5 (BioSyn formats)",
-        description="Nearest dictionary name by cosine on the refined test set (see "
-        "bali.evaluate.el_zeroshot for the protocol).")
-    add_run_arguments(el)
-    el.add_argument("--benchmark", default="el", help="benchmark name in the record")
+    el = add_task_parser(
+        tasks, "el-zeroshot", "zero-shot entity linking, Acc@1/@5 (BioSyn formats)",
+        "Nearest dictionary name by cosine on the refined test set (see "
+        "bali.evaluate.el_zeroshot for the protocol).", "el")
     el.add_argument("--dictionary", type=Path,
                     help="BioSyn dictionary 'ids||name' or KG names.parquet; default: built "
                     "from the --seen mentions")
@@ -61,6 +72,14 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     el.add_argument("--cache-dir", type=Path, help="cache of dictionary embeddings")
     add_options(el, ELOptions)
     el.set_defaults(func=_el_zeroshot)
+    geo = add_task_parser(
+        tasks, "geometry", "alignment/uniformity and intra/inter-concept cosine of names",
+        "Geometry of the concept-name embedding space (Wang & Isola 2020; see "
+        "bali.evaluate.geometry).", "geometry")
+    geo.add_argument("--dictionary", required=True, type=Path,
+                     help="BioSyn dictionary 'ids||name|name...' or KG names.parquet")
+    add_options(geo, GeometryOptions)
+    geo.set_defaults(func=_geometry)
     el_biosyn.add_subcommand(tasks)
     finetune_cli.add_parsers(tasks)
 

@@ -23,7 +23,8 @@ positive candidate; a query without one adds nothing (a batch without any gives 
 Adam on the encoder (``lr``, ``weight_decay``) and ``w``; batches are a seeded permutation.
 
 Evaluation: Acc@1/@5 (:func:`bali.evaluate.metrics.acc_at_k`) of the final model on the
-refined test set (:func:`bali.evaluate.el_zeroshot.refine`, train and dev mentions seen),
+refined test set (:func:`bali.evaluate.el_zeroshot.refine`, train and dev mentions seen;
+``match`` and ``filter_dictionary`` as ``bali evaluate el-zeroshot``),
 ranking the whole dictionary by ``s`` in chunks (no mentions x names matrix is held).
 
 Dictionary cap (``max_dictionary``, for small runs): every name that carries a gold id of a
@@ -47,9 +48,11 @@ import torch
 from tqdm import tqdm
 
 from bali.evaluate.el_zeroshot import (
+    REFINE_HELP,
     ELOptions,
     chunked_top_k,
     encode,
+    gold_in_dictionary,
     linking_accuracy,
     load_dictionary,
     read_mentions,
@@ -78,6 +81,9 @@ class BiosynOptions:
         default=0, metadata={"help": "cap on dictionary names, gold ids kept (0: all)"})
     encode_batch: int = field(default=256, metadata={"help": "texts per encoding batch"})
     chunk: int = field(default=4096, metadata={"help": "rows per retrieval chunk"})
+    match: str = field(default="exact", metadata={"help": REFINE_HELP["match"]})
+    filter_dictionary: bool = field(default=False,
+                                    metadata={"help": REFINE_HELP["filter_dictionary"]})
 
 
 def marginal_nll(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -238,17 +244,18 @@ def evaluate_biosyn(model_dir: Path, dictionary_path: Path | None, train_path: P
     train = read_mentions(train_path)
     seen = [train, *([read_mentions(dev_path)] if dev_path else [])]
     seen_paths = [train_path, *([dev_path] if dev_path else [])]
-    full, note = load_dictionary(dictionary_path, seen, seen_paths)
+    dict_stats, refine_stats = {}, {}
+    full, note = load_dictionary(dictionary_path, seen, seen_paths, dict_stats)
     notes = [note]
     test = read_mentions(test_path)
-    refined = refine(test, seen, full)
+    refined = refine(test, seen, full, match=opts.match,
+                     filter_dictionary=opts.filter_dictionary, stats=refine_stats)
     queries = training_queries(train, opts.max_train, seed)
     gold_ids = {i for ids in [*queries["ids"], *refined["ids"]] for i in ids}
     dictionary = cap_dictionary(full, gold_ids, opts.max_dictionary, seed)
     if dictionary.height < full.height:
         notes.append(f"dictionary capped to {dictionary.height} of {full.height} names "
                      "(every name of a gold train/test id kept)")
-    known = {i for ids in dictionary["ids"] for i in ids}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).to(device)
@@ -272,10 +279,12 @@ def evaluate_biosyn(model_dir: Path, dictionary_path: Path | None, train_path: P
         metrics=linking_accuracy(refined, dictionary, nearest), primary="acc@1",
         options=asdict(opts), data=sources, notes=notes,
         counts={"train_mentions": train.height, "train_queries": queries.height,
-                "train_queries_id_not_in_dictionary": sum(
-                    not set(ids) & known for ids in queries["ids"]),
-                "test_mentions": test.height, "refined_test_mentions": refined.height,
-                "dictionary_names": dictionary.height, "dictionary_names_given": full.height},
+                "train_queries_id_not_in_dictionary":
+                    queries.height - gold_in_dictionary(queries, dictionary),
+                "test_mentions": test.height, **refine_stats,
+                "refined_test_mentions": refined.height,
+                "dictionary_names": dictionary.height, "dictionary_names_given": full.height,
+                **dict_stats},
         started=t0)
 
 
@@ -295,14 +304,12 @@ def _run(args: argparse.Namespace) -> None:
 def add_subcommand(tasks: argparse._SubParsersAction) -> None:
     """Register ``bali evaluate el-biosyn``."""
     from bali.config import add_options
-    from bali.evaluate.results import add_run_arguments
+    from bali.evaluate.results import add_task_parser
 
-    el = tasks.add_parser(
-        "el-biosyn", help="supervised entity linking with BioSyn, Acc@1/@5",
-        description="Train BioSyn (dense [CLS] + TF-IDF scores, synonym marginalisation) and "
-        "rank the dictionary for the refined test set (see bali.evaluate.el_biosyn).")
-    add_run_arguments(el)
-    el.add_argument("--benchmark", default="el", help="benchmark name in the record")
+    el = add_task_parser(
+        tasks, "el-biosyn", "supervised entity linking with BioSyn, Acc@1/@5",
+        "Train BioSyn (dense [CLS] + TF-IDF scores, synonym marginalisation) and rank the "
+        "dictionary for the refined test set (see bali.evaluate.el_biosyn).", "el")
     el.add_argument("--dictionary", type=Path,
                     help="BioSyn dictionary 'ids||name' or KG names.parquet; default: built "
                     "from the train/dev mentions")

@@ -2,19 +2,36 @@
 
 Inputs (shared with :mod:`bali.evaluate.el_biosyn`):
 
-- dictionary: BioSyn lines ``ids||name`` (ids joined by ``|``), or a KG ``names`` table
-  (``*.parquet``, :data:`bali.kg.schema.NAMES`; one entry per row, ids = [cui]);
+- dictionary: BioSyn lines ``ids||name|synonym|...`` (ids joined by ``|``, e.g.
+  ``C567755|613097||Tooth Agenesis, Selective, 6|STHAG6``: two names of one concept with a
+  MeSH id and an OMIM number), or a KG ``names`` table (``*.parquet``,
+  :data:`bali.kg.schema.NAMES`; one entry per row, ids = [cui], cuis used as written). A
+  BioSyn line gives one row per name (stripped; empty names skipped and counted as
+  ``dictionary_empty_names``), each with every id of the line; exact duplicate (name, ids)
+  rows are dropped, the first kept (``dictionary_duplicates``; MEDIC 06Jul2012 has none:
+  11,915 lines -> 76,237 names, 76,237 rows). A name that is written under several concepts
+  stays one row per concept.
 - mentions: BioSyn ``.concept`` lines ``PMID||start|end||type||mention||ids`` (a composite
   mention lists several ids joined by ``|`` or ``+``), or a PubTator file (title
   ``PMID|t|``, abstract ``PMID|a|``, mention lines ``PMID<TAB>start<TAB>end<TAB>mention
   <TAB>type<TAB>ids``; ids joined by ``|`` or ``+``, ``-1`` for none), told apart by content
-  (a ``.concept`` line has ``||``). PubTator ids are written as the dictionaries write them:
-  ``MESH:D003866`` and bare ``D003866`` -> ``D003866``, ``OMIM:600807`` -> ``600807``,
-  ``UMLS:C0011849`` -> ``C0011849``, ``HP:0000118`` kept (:func:`bali.kg.prefixes.split_curie`).
+  (a ``.concept`` line has ``||``).
 
-Refined test set: drop test mentions whose lower-cased text occurs in the training mentions
-(train and dev) or as a dictionary name, drop mentions without an id (``-1``), then keep one
-row per (lower-cased mention, ids).
+Ids (:func:`canonical_id`, the same rule for dictionary, ``.concept`` and PubTator ids, so
+that a mention id and a dictionary id of one concept compare equal): a ``PREFIX:code`` id
+loses its prefix unless the source keeps it in UMLS (:func:`bali.kg.prefixes.split_curie`):
+``MESH:D003866`` and bare ``D003866`` -> ``D003866``; ``OMIM:600807``, ``MIM:600807`` and
+bare ``600807`` -> ``600807`` (a MEDIC-style dictionary writes OMIM numbers bare);
+``UMLS:C0011849`` -> ``C0011849``; ``HP:0000118`` kept. Bare ids are kept as written.
+
+Refined test set (:func:`refine`; Tutubalina et al.'s released ``process_data.py``, which
+removes the test rows whose exact entity text occurs among the training mentions, then drops
+duplicate (entity text, label) rows): drop mentions without an id (``-1``), drop mentions
+whose text equals the text of a train/dev mention (``match``: ``exact``, as that code, or
+``casefold``) and, with ``filter_dictionary``, of a dictionary name (off by default: the
+released code filters on training mentions only), then keep one row per (text, ids) -- the
+text compared under ``match``, the ids as written, in order, like the code's label string --
+the first one kept. Every step's removals are counted.
 
 Retrieval: mentions and dictionary names are encoded by the model (``cls`` or ``mean``
 pooling of the last layer), L2-normalised, and the ``k`` nearest names by cosine are found
@@ -36,9 +53,16 @@ import numpy as np
 import polars as pl
 import torch
 
-from bali.evaluate.metrics import acc_at_k
+from bali.evaluate.metrics import hits_at_k
 from bali.evaluate.results import file_digest, record
 from bali.io import BaliInputError, check_input_file
+
+MATCHES = ("exact", "casefold")
+REFINE_HELP = {  # the refinement options, shared with bali.evaluate.el_biosyn
+    "match": "refinement: how a test mention's text is compared with the seen mentions "
+    "(and dictionary names): exact or casefold",
+    "filter_dictionary": "refinement also drops test mentions that are dictionary names",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,12 @@ class ELOptions:
     max_length: int = field(default=25, metadata={"help": "tokens per name or mention"})
     batch_size: int = field(default=256, metadata={"help": "texts per encoder batch"})
     chunk: int = field(default=4096, metadata={"help": "rows per retrieval chunk"})
+    match: str = field(default="exact", metadata={"help": REFINE_HELP["match"]})
+    filter_dictionary: bool = field(default=False,
+                                    metadata={"help": REFINE_HELP["filter_dictionary"]})
+
+
+ENCODING_OPTIONS = ("pooling", "max_length", "batch_size")  # what the name embeddings depend on
 
 
 def _lines(path: str | Path):
@@ -65,8 +95,24 @@ MENTION_SCHEMA = {"doc_id": pl.String, "type": pl.String, "mention": pl.String,
                   "ids": pl.List(pl.String)}
 
 
-def read_dictionary(path: str | Path) -> pl.DataFrame:
-    """BioSyn dictionary or KG ``names`` table (``*.parquet``) -> (name, ids list)."""
+def canonical_id(raw: str) -> str:
+    """An id in the canonical form of the module docstring."""
+    from bali.kg.prefixes import split_curie
+
+    raw = raw.strip()
+    split = split_curie(raw)
+    return raw if split is None else split[1]
+
+
+def _count(stats: dict | None, key: str, n: int) -> None:
+    if stats is not None:
+        stats[key] = stats.get(key, 0) + n
+
+
+def read_dictionary(path: str | Path, stats: dict | None = None) -> pl.DataFrame:
+    """BioSyn dictionary or KG ``names`` table (``*.parquet``) -> (name, ids list), one row
+    per name (module docstring). ``stats`` (if given) gets ``dictionary_empty_names`` and
+    ``dictionary_duplicates``."""
     if Path(path).suffix == ".parquet":
         from bali.io import read_table
         from bali.kg.schema import NAMES
@@ -75,16 +121,25 @@ def read_dictionary(path: str | Path) -> pl.DataFrame:
         frame = (names.filter(pl.col("name").str.strip_chars().str.len_chars() > 0)
                  .select(pl.col("name").str.strip_chars(), pl.concat_list("cui").alias("ids")))
     else:
-        rows = []
+        names, id_lists, empty = [], [], 0
         for p, lineno, line in _lines(path):
-            ids, sep, name = line.partition("||")
-            if not sep or not name.strip():
-                raise BaliInputError(p, "expected 'ids||name'", lineno)
-            rows.append({"name": name.strip(), "ids": [i for i in ids.split("|") if i]})
-        frame = pl.DataFrame(rows, schema=DICTIONARY_SCHEMA)
+            ids, sep, rest = line.partition("||")
+            ids = [canonical_id(i) for i in ids.split("|") if i.strip()]
+            line_names = [n.strip() for n in rest.split("|")]
+            kept = [n for n in line_names if n]
+            if not sep or not ids or not kept:
+                raise BaliInputError(p, "expected 'ids||name' or 'ids||name|synonym|...'",
+                                     lineno)
+            empty += len(line_names) - len(kept)
+            names += kept
+            id_lists += [ids] * len(kept)
+        frame = pl.DataFrame({"name": names, "ids": id_lists}, schema=DICTIONARY_SCHEMA)
+        _count(stats, "dictionary_empty_names", empty)
     if frame.height == 0:
         raise BaliInputError(path, "the dictionary is empty")
-    return frame
+    unique = frame.unique(maintain_order=True)
+    _count(stats, "dictionary_duplicates", frame.height - unique.height)
+    return unique
 
 
 def _is_concept_file(path: Path) -> bool:
@@ -95,47 +150,64 @@ def _is_concept_file(path: Path) -> bool:
     return "||" in first[2]
 
 
-def _pubtator_id(raw: str) -> str:
-    """A PubTator id as the dictionaries write it (module docstring)."""
-    from bali.kg.prefixes import split_curie
-
-    split = split_curie(raw)
-    return raw if split is None else split[1]
-
-
-def read_mentions(path: str | Path) -> pl.DataFrame:
-    """BioSyn ``.concept`` or PubTator file -> (doc_id, type, mention, ids list)."""
+def read_mentions(path: str | Path, stats: dict | None = None) -> pl.DataFrame:
+    """BioSyn ``.concept`` or PubTator file -> (doc_id, type, mention, ids list). For a
+    PubTator file ``stats`` (if given) gets the reader's counts
+    (:func:`bali.text.readers.iter_pubtator`)."""
     p = check_input_file(path)
     if not _is_concept_file(p):
         from bali.text.readers import iter_pubtator
 
         rows = [{"doc_id": m["doc_id"], "type": m["entity_type"], "mention": m["mention"].strip(),
-                 "ids": [_pubtator_id(i) for raw in m["source_ids"] for i in raw.split("+")
+                 "ids": [canonical_id(i) for raw in m["source_ids"] for i in raw.split("+")
                          if i and i != "-1"]}
-                for _, mentions in iter_pubtator(p) for m in mentions]
+                for _, mentions in iter_pubtator(p, stats=stats) for m in mentions]
         return pl.DataFrame(rows, schema=MENTION_SCHEMA)
     rows = []
     for p, lineno, line in _lines(path):
         fields = line.split("||")
         if len(fields) != 5:
             raise BaliInputError(p, "expected 'PMID||start|end||type||mention||ids'", lineno)
-        ids = [i for i in fields[4].replace("+", "|").split("|") if i and i != "-1"]
+        ids = [canonical_id(i) for i in fields[4].replace("+", "|").split("|")
+               if i.strip() and i.strip() != "-1"]
         rows.append({"doc_id": fields[0], "type": fields[2], "mention": fields[3].strip(),
                      "ids": ids})
     return pl.DataFrame(rows, schema=MENTION_SCHEMA)
 
 
-def refine(test: pl.DataFrame, seen: list[pl.DataFrame], dictionary: pl.DataFrame) -> pl.DataFrame:
-    """The refined test set of the module docstring."""
-    known = pl.concat([*(s.select(pl.col("mention").str.to_lowercase()) for s in seen),
-                       dictionary.select(pl.col("name").str.to_lowercase().alias("mention"))])
-    return (
-        test.with_columns(key=pl.col("mention").str.to_lowercase())
-        .filter(pl.col("ids").list.len() > 0)
-        .join(known.unique().rename({"mention": "key"}), on="key", how="anti")
-        .unique(["key", "ids"], keep="first", maintain_order=True)
-        .drop("key")
-    )
+def _match_keys(texts: pl.Series, match: str) -> pl.Series:
+    """The refinement's comparison key of each text: itself or its ``str.casefold()``."""
+    if match == "exact":
+        return texts
+    if match == "casefold":
+        return pl.Series([t.casefold() for t in texts], dtype=pl.String)
+    raise ValueError(f"match must be one of {', '.join(MATCHES)}, not {match!r}")
+
+
+def refine(test: pl.DataFrame, seen: list[pl.DataFrame], dictionary: pl.DataFrame | None = None,
+           *, match: str = "exact", filter_dictionary: bool = False,
+           stats: dict | None = None) -> pl.DataFrame:
+    """The refined test set of the module docstring. ``stats`` (if given) gets the rows each
+    step removed: ``test_without_id``, ``test_seen``, ``test_in_dictionary`` (with
+    ``filter_dictionary``), ``test_duplicates``."""
+    if filter_dictionary and dictionary is None:
+        raise ValueError("filter_dictionary needs the dictionary")
+    frame = test.with_columns(key=_match_keys(test["mention"], match))
+    steps = [("test_without_id", lambda f: f.filter(pl.col("ids").list.len() > 0))]
+    known = pl.concat([s["mention"] for s in seen]) if seen else pl.Series([], dtype=pl.String)
+    steps.append(("test_seen", lambda f: f.filter(
+        ~pl.col("key").is_in(_match_keys(known, match).unique().implode()))))
+    if filter_dictionary:
+        names = _match_keys(dictionary["name"], match).unique()
+        steps.append(("test_in_dictionary",
+                      lambda f: f.filter(~pl.col("key").is_in(names.implode()))))
+    steps.append(("test_duplicates",
+                  lambda f: f.unique(["key", "ids"], keep="first", maintain_order=True)))
+    for name, step in steps:
+        before = frame.height
+        frame = step(frame)
+        _count(stats, name, before - frame.height)
+    return frame.drop("key")
 
 
 @torch.no_grad()
@@ -200,11 +272,12 @@ def dictionary_from_mentions(frames: list[pl.DataFrame]) -> pl.DataFrame:
             .select(pl.col("mention").alias("name"), "ids").unique(maintain_order=True))
 
 
-def load_dictionary(path: Path | None, seen: list[pl.DataFrame], seen_paths: list[Path]
-                    ) -> tuple[pl.DataFrame, str]:
-    """``(dictionary, note)``: the dictionary file, or one built from the ``seen`` mentions."""
+def load_dictionary(path: Path | None, seen: list[pl.DataFrame], seen_paths: list[Path],
+                    stats: dict | None = None) -> tuple[pl.DataFrame, str]:
+    """``(dictionary, note)``: the dictionary file (its counts into ``stats``), or one built
+    from the ``seen`` mentions."""
     if path is not None:
-        return read_dictionary(path), f"dictionary {path}"
+        return read_dictionary(path, stats), f"dictionary {path}"
     if not seen:
         raise ValueError("give a dictionary or the seen (train/dev) mentions to build one")
     dictionary = dictionary_from_mentions(seen)
@@ -213,13 +286,52 @@ def load_dictionary(path: Path | None, seen: list[pl.DataFrame], seen_paths: lis
     return dictionary, "dictionary built from the train/dev mentions (no vocabulary given)"
 
 
-def linking_accuracy(refined: pl.DataFrame, dictionary: pl.DataFrame,
-                     nearest: torch.Tensor) -> dict[str, float]:
-    """Acc@1 and Acc@5 of ``nearest`` [mentions, >=5] dictionary rows against the gold ids."""
+def gold_in_dictionary(mentions: pl.DataFrame, dictionary: pl.DataFrame) -> int:
+    """How many ``mentions`` have a gold id that some dictionary name carries (the Acc@k
+    ceiling, as a count)."""
+    known = {i for ids in dictionary["ids"] for i in ids}
+    return sum(bool(known.intersection(ids)) for ids in mentions["ids"])
+
+
+def linking_items(refined: pl.DataFrame, dictionary: pl.DataFrame,
+                  nearest: torch.Tensor) -> dict[str, list]:
+    """Per refined mention: ``id`` (``mention||ids``, unique after refinement), ``hit@1``,
+    ``hit@5`` (0/1) and ``top1`` (the nearest name), for paired comparisons of two models."""
     dict_ids = dictionary["ids"].to_list()
     ranked = [[dict_ids[c] for c in cand] for cand in nearest.tolist()]
     gold = refined["ids"].to_list()
-    return {"acc@1": acc_at_k(gold, ranked, 1), "acc@5": acc_at_k(gold, ranked, 5)}
+    names = dictionary["name"].to_list()
+    return {"id": [f"{m}||{'|'.join(i)}" for m, i in zip(refined["mention"], gold, strict=True)],
+            "hit@1": hits_at_k(gold, ranked, 1), "hit@5": hits_at_k(gold, ranked, 5),
+            "top1": [names[c[0]] if len(c) else None for c in nearest.tolist()]}
+
+
+def linking_accuracy(refined: pl.DataFrame, dictionary: pl.DataFrame,
+                     nearest: torch.Tensor) -> dict[str, float]:
+    """Acc@1 and Acc@5 of ``nearest`` [mentions, >=5] dictionary rows against the gold ids."""
+    items = linking_items(refined, dictionary, nearest)
+    n = max(len(items["id"]), 1)
+    return {"acc@1": sum(items["hit@1"]) / n, "acc@5": sum(items["hit@5"]) / n}
+
+
+def dictionary_embeddings(names: list[str], model_dir: Path, model, tokenizer, opts: ELOptions,
+                          cache_dir: Path | None = None) -> torch.Tensor:
+    """:func:`encode` of the dictionary ``names``, cached in ``cache_dir`` (if given) per
+    model weights x names x encoding options."""
+    cache = None
+    if cache_dir is not None:
+        names_digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps([file_digest(f) for f in sorted(Path(model_dir).glob(
+            "*.safetensors"))] + [names_digest, {k: getattr(opts, k) for k in ENCODING_OPTIONS}]
+        ).encode()).hexdigest()
+        cache = Path(cache_dir) / f"dict-{key[:24]}.npy"
+        if cache.exists():
+            return torch.from_numpy(np.load(cache))
+    keys = encode(names, model, tokenizer, opts)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, keys.numpy())
+    return keys
 
 
 def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: Path,
@@ -235,33 +347,30 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
         raise ValueError(f"pooling must be cls or mean, not {opts.pooling!r}")
     t0 = time.perf_counter()
     seen = [read_mentions(p) for p in seen_paths]
-    dictionary, note = load_dictionary(dictionary_path, seen, seen_paths)
-    test = read_mentions(test_path)
-    refined = refine(test, seen, dictionary)
+    dict_stats, test_stats, refine_stats = {}, {}, {}
+    dictionary, note = load_dictionary(dictionary_path, seen, seen_paths, dict_stats)
+    test = read_mentions(test_path, test_stats)
+    refined = refine(test, seen, dictionary, match=opts.match,
+                     filter_dictionary=opts.filter_dictionary, stats=refine_stats)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
-    names = dictionary["name"].to_list()
     sources = [*([dictionary_path] if dictionary_path else []), test_path, *seen_paths]
-    cache = None
-    if cache_dir is not None:  # dictionary embeddings, per model weights x dictionary x options
-        source = file_digest(dictionary_path) if dictionary_path else [
-            file_digest(p) for p in seen_paths]
-        key = hashlib.sha256(json.dumps([file_digest(f) for f in sorted(Path(model_dir).glob(
-            "*.safetensors"))] + [source, asdict(opts)]).encode()).hexdigest()
-        cache = Path(cache_dir) / f"dict-{key[:24]}.npy"
-    if cache is not None and cache.exists():
-        keys = torch.from_numpy(np.load(cache))
-    else:
-        keys = encode(names, model, tokenizer, opts)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cache, keys.numpy())
+    keys = dictionary_embeddings(dictionary["name"].to_list(), model_dir, model, tokenizer, opts,
+                                 cache_dir)
     queries = encode(refined["mention"].to_list(), model, tokenizer, opts)
     nearest = top_k(queries, keys, 5, opts.chunk)
-    return record(
+    items = linking_items(refined, dictionary, nearest)
+    n = max(len(items["id"]), 1)
+    rec = record(
         task="el_zeroshot", benchmark=benchmark, model=model_dir, seed=seed, labels=labels,
-        metrics=linking_accuracy(refined, dictionary, nearest), primary="acc@1",
+        metrics={"acc@1": sum(items["hit@1"]) / n, "acc@5": sum(items["hit@5"]) / n},
+        primary="acc@1",
         options=asdict(opts), data=sources, notes=[note],
-        counts={"test_mentions": test.height, "refined_test_mentions": refined.height,
-                "dictionary_names": dictionary.height},
+        counts={"test_mentions": test.height,
+                **({"test_padded_mentions": test_stats["padded_mentions"]} if test_stats else {}),
+                **refine_stats, "refined_test_mentions": refined.height,
+                "refined_gold_id_in_dictionary": gold_in_dictionary(refined, dictionary),
+                "dictionary_names": dictionary.height, **dict_stats},
         started=t0)
+    rec["items"] = items  # per-mention scores (bali.report.headline)
+    return rec

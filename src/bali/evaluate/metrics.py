@@ -22,17 +22,22 @@ def accuracy(gold: Sequence, pred: Sequence) -> float:
     return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold) if gold else 0.0
 
 
-def acc_at_k(gold: Sequence[Iterable[str]], ranked: Sequence[Sequence[Iterable[str]]],
-             k: int) -> float:
-    """``gold[i]``: the gold ids of mention i; ``ranked[i]``: its candidates, best first, each
-    an iterable of ids. Acc@k as in the module docstring."""
+def hits_at_k(gold: Sequence[Iterable[str]], ranked: Sequence[Sequence[Iterable[str]]],
+              k: int) -> list[int]:
+    """Per mention, 1 if any of its top-k candidates shares a gold id, else 0 (``gold[i]``:
+    the gold ids of mention i; ``ranked[i]``: its candidates, best first, each an iterable of
+    ids)."""
     if len(gold) != len(ranked):
         raise ValueError(f"{len(gold)} mentions but {len(ranked)} candidate lists")
-    hits = 0
-    for ids, cands in zip(gold, ranked, strict=True):
-        ids = set(ids)
-        hits += any(ids & set(c) for c in cands[:k])
-    return hits / len(gold) if gold else 0.0
+    return [int(any(set(ids) & set(c) for c in cands[:k]))
+            for ids, cands in zip(gold, ranked, strict=True)]
+
+
+def acc_at_k(gold: Sequence[Iterable[str]], ranked: Sequence[Sequence[Iterable[str]]],
+             k: int) -> float:
+    """Acc@k as in the module docstring: the mean of :func:`hits_at_k`."""
+    hits = hits_at_k(gold, ranked, k)
+    return sum(hits) / len(hits) if hits else 0.0
 
 
 def micro_f1(gold: Sequence, pred: Sequence, negative) -> dict[str, float]:

@@ -92,6 +92,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run labels for the report, e.g. model=pubmedbert variant=gat")
 
 
+def add_task_parser(tasks: argparse._SubParsersAction, name: str, help: str,
+                    description: str, benchmark: str) -> argparse.ArgumentParser:
+    """A ``bali evaluate NAME`` parser with the run arguments and ``--benchmark``."""
+    parser = tasks.add_parser(name, help=help, description=description)
+    add_run_arguments(parser)
+    parser.add_argument("--benchmark", default=benchmark, help="benchmark name in the record")
+    return parser
+
+
 def parse_labels(items: list[str]) -> dict[str, str]:
     """``["k=v", ...]`` -> ``{k: v}``."""
     labels = {}

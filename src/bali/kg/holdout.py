@@ -7,7 +7,10 @@ with probability ``share`` (NumPy generator seeded with ``seed``, concepts in ``
 order) and one of its eligible names, drawn uniformly, is removed from the ``names`` table.
 The removed names are written as BioSyn mentions, ``<source>||0|0||<term_type>||<name>||<cui>``, so
 ``bali evaluate el-zeroshot`` retrieves their concept among the remaining names of the same
-sources, written as a BioSyn dictionary ``<cui>||<name>``. Nothing downstream (the dictionary
+sources, written as a BioSyn dictionary ``<cui>||<name>``. The held-out names are split in
+two halves by a generator seeded by (seed, 1): ``heldout_dev.concept`` (validation during
+pretraining, model selection) and ``heldout_test.concept`` (the reported result; it drives no
+choice); ``heldout_synonyms.concept`` holds both. Nothing downstream (the dictionary
 annotator, subgraph node texts, pretraining) sees the held-out names.
 """
 
@@ -22,6 +25,8 @@ import polars as pl
 from bali.io import atomic_paths
 
 HELDOUT_FILE = "heldout_synonyms.concept"
+DEV_FILE = "heldout_dev.concept"
+TEST_FILE = "heldout_test.concept"
 DICTIONARY_FILE = "heldout_dictionary.txt"
 
 
@@ -67,6 +72,13 @@ def hold_out_synonyms(names: pl.DataFrame, opts: HoldoutOptions
     return names.filter(~mask), names.filter(mask)
 
 
+def split_dev_test(heldout: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(dev, test)``: a seeded half of the held-out rows (floor) and the rest, in order."""
+    rank = np.random.default_rng([seed, 1]).permutation(heldout.height)
+    is_dev = pl.Series(rank < heldout.height // 2)
+    return heldout.filter(is_dev), heldout.filter(~is_dev)
+
+
 def write_mentions(heldout: pl.DataFrame, path: str | Path) -> None:
     """Write held-out names as BioSyn ``.concept`` lines (module docstring)."""
     lines = [f"{s}||0|0||{t}||{n}||{c}\n" for c, n, s, t in heldout.select(
@@ -87,11 +99,15 @@ def apply_holdout(kg_dir: str | Path, opts: HoldoutOptions) -> dict[str, int]:
     with atomic_paths(path) as (tmp,):
         write_table(kept, tmp)
     write_mentions(heldout, Path(kg_dir) / HELDOUT_FILE)
+    dev, test = split_dev_test(heldout, opts.holdout_seed)
+    write_mentions(dev, Path(kg_dir) / DEV_FILE)
+    write_mentions(test, Path(kg_dir) / TEST_FILE)
     dictionary = kept.filter(~pl.col("name").str.contains("|", literal=True))
     if opts.holdout_sources:
         dictionary = dictionary.filter(pl.col("source").is_in(opts.holdout_sources))
     with atomic_paths(Path(kg_dir) / DICTIONARY_FILE) as (tmp,):
         tmp.write_text("".join(f"{c}||{n}\n" for c, n in dictionary.select("cui", "name")
                                .iter_rows()), encoding="utf-8")
-    return {"heldout_synonyms": heldout.height, "dictionary_names": dictionary.height,
+    return {"heldout_synonyms": heldout.height, "heldout_dev": dev.height,
+            "heldout_test": test.height, "dictionary_names": dictionary.height,
             "names": kept.height}

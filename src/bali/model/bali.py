@@ -44,15 +44,28 @@ class BaliModel(nn.Module):
         self.linearized = getattr(GRAPH_ENCODERS[cfg.graph_encoder], "is_linearized", False)
         self.graph = None if self.linearized else make_graph_encoder(
             cfg.graph_encoder, dim, hidden=cfg.gnn_hidden or None, layers=cfg.gnn_layers,
-            heads=cfg.gnn_heads, num_relations=num_relations, use_relations=cfg.use_relations)
+            heads=cfg.gnn_heads, num_relations=num_relations, use_relations=cfg.use_relations,
+            skip=cfg.gnn_skip)
         kwargs = {"temperature": cfg.temperature} if cfg.alignment == "infonce" else {}
         self.alignment = make_alignment_loss(cfg.alignment, dim, **kwargs)
 
+    #: names of LM tensors absent from the checkpoint (set by the loader; e.g. a new MLM head)
+    new_lm_parameters: list[str] = []
+
+    def _new_lm_ids(self) -> set[int]:
+        if self.cfg.new_lm_lr != "other":
+            return set()
+        named = dict(self.named_parameters(remove_duplicate=False))
+        return {id(named[n]) for n in self.new_lm_parameters if n in named}
+
     def lm_parameters(self) -> list[nn.Parameter]:
-        return list(self.lm.parameters())
+        """Parameters trained at ``lr_lm``: the LM's (minus new ones if ``new_lm_lr=other``)."""
+        new = self._new_lm_ids()
+        return [p for p in self.lm.parameters() if id(p) not in new]
 
     def other_parameters(self) -> list[nn.Parameter]:
-        lm = {id(p) for p in self.lm.parameters()}
+        """Parameters trained at ``lr_other``: graph encoder, pooling, loss heads (+ new LM)."""
+        lm = {id(p) for p in self.lm_parameters()}
         return [p for p in self.parameters() if id(p) not in lm]
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -62,11 +75,24 @@ class BaliModel(nn.Module):
 
     def node_vectors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``g [C, d]`` for the batch's concepts."""
+        return self._node_vectors(batch)[0]
+
+    def _node_vectors(self, batch: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(g [C, d], x [slots, d])``: concept vectors and the slots' name vectors."""
         if self.linearized:
-            return self.encode(batch["linear_input_ids"], batch["linear_attention_mask"])
+            return self.encode(batch["linear_input_ids"], batch["linear_attention_mask"]), None
         names = self.encode(batch["name_input_ids"], batch["name_attention_mask"])
         x = names[batch["slot_name"]]
-        return self.graph(x, batch["edge_index"], batch["edge_type"], batch["centre"])
+        return self.graph(x, batch["edge_index"], batch["edge_type"], batch["centre"]), x
+
+    def neighbor_negatives(self, batch: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Hard negatives: the neighbour slots' name vectors, never of the entity's concept."""
+        is_neighbor = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        is_neighbor[batch["centre"]] = False
+        node = batch["slot_node"][is_neighbor]
+        own = batch["concept_nodes"][batch["entity_target"]]
+        return {"negatives": x[is_neighbor], "allowed": own[:, None] != node[None, :]}
 
     def mlm_head(self) -> nn.Module | None:
         """The checkpoint's position-wise MLM head (BERT ``cls``, RoBERTa ``lm_head``)."""
@@ -95,8 +121,11 @@ class BaliModel(nn.Module):
         text = self.pooling(hidden, *tok, n_entities)
         result = {"text": text}
         if self.cfg.align_weight:
-            graph = self.node_vectors(batch)
-            losses["align_loss"] = self.alignment(text, graph, batch["entity_target"])
+            graph, x = self._node_vectors(batch)
+            extra = self.neighbor_negatives(batch, x) if (  # InfoNCE over node slots only
+                self.cfg.neighbor_negatives and x is not None
+                and self.cfg.alignment == "infonce") else {}
+            losses["align_loss"] = self.alignment(text, graph, batch["entity_target"], **extra)
             with torch.no_grad():
                 sim = nn.functional.normalize(text.float(), dim=-1) @ nn.functional.normalize(
                     graph.float(), dim=-1).T

@@ -29,6 +29,7 @@ __all__ = [
     "GraphEncoder",
     "LinearizedGraph",
     "SAGEEncoder",
+    "SkipEncoder",
     "TextualEncoder",
     "TransEEncoder",
     "linearize",
@@ -281,6 +282,26 @@ GRAPH_ENCODERS: dict[str, type[GraphEncoder]] = {
 }
 
 
+class SkipEncoder(GraphEncoder):
+    r"""``g_v = x_v + Z(inner(x, ...)_v)`` with ``Z`` a linear map initialised to zero.
+
+    At step 0 ``g_v`` is the centre's own (LM-encoded name) input, as for ``textual``, so
+    alignment starts from a meaningful target instead of a random GNN's output; ``Z`` then
+    learns how much of what the neighbours add to pass (a zero-initialised residual branch,
+    as ReZero / zero convolutions).
+    """
+
+    def __init__(self, inner: GraphEncoder, dim: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.gate = nn.Linear(dim, dim)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, centre: Tensor) -> Tensor:
+        return x[centre] + self.gate(self.inner(x, edge_index, edge_type, centre))
+
+
 def make_graph_encoder(
     name: str,
     dim: int,
@@ -290,19 +311,21 @@ def make_graph_encoder(
     num_relations: int = 0,
     dropout: float = 0.1,
     use_relations: bool = True,
+    skip: bool = False,
 ) -> GraphEncoder:
     """Build the encoder ``name`` from ``GRAPH_ENCODERS``; arguments it does not use are ignored.
 
     ``use_relations=False`` (or ``num_relations=0``) makes ``gat`` relation-blind and makes
-    ``distmult``/``transe`` share a single relation vector.
+    ``distmult``/``transe`` share a single relation vector. ``skip=True`` wraps ``gat`` or
+    ``sage`` in :class:`SkipEncoder`.
     """
     if name not in GRAPH_ENCODERS:
         raise ValueError(f"unknown graph encoder {name!r}; choose from {sorted(GRAPH_ENCODERS)}")
     rels = num_relations if use_relations else 0
-    if name == "gat":
-        return GATEncoder(dim, hidden, layers, heads, rels, dropout)
-    if name == "sage":
-        return SAGEEncoder(dim, hidden, layers, dropout)
+    if name in ("gat", "sage"):
+        inner = GATEncoder(dim, hidden, layers, heads, rels, dropout) if name == "gat" else \
+            SAGEEncoder(dim, hidden, layers, dropout)
+        return SkipEncoder(inner, dim) if skip else inner
     if name == "distmult":
         return DistMultEncoder(dim, rels, dropout)
     if name == "transe":

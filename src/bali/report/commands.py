@@ -141,6 +141,10 @@ def make_report(results: list[Path], runs: dict[str, Path], opts: ReportOptions,
         lines.append(f"Built from **0 result files**: no results yet, so the tables show only "
                      f"the paper's numbers; **{len(runs)} pretraining runs**. "
                      f"bali {__version__}.")
+    from bali.report.headline import headline_markdown
+
+    lines += ["", *headline_markdown(
+        records, lambda m, v: f"{tables.model_name(m)} {tables.variant_name(v)}")]
     lines += [
         "", "Numbers are percentages. *Ours*: mean ± sample standard deviation over seeds "
         "(the mean alone for one seed). *(paper)*: the published number of the BALI paper "

@@ -73,16 +73,21 @@ def smooth(y: np.ndarray, window: int) -> tuple[np.ndarray, int]:
 
 
 def pretraining_curves(runs: dict[str, list[dict]], window: int = 20) -> bytes | None:
-    """Three panels on shared step axes: total loss, MLM (solid) and alignment (dashed)
-    losses, in-batch text->graph alignment accuracy; one colour per run, raw values faint,
-    the rolling mean solid."""
+    """Panels on shared step axes: total loss, MLM (solid) and alignment (dashed) losses,
+    in-batch text->graph alignment accuracy, and (when a run validated) dev Acc@1 (solid) and
+    dev alignment accuracy (dashed); one colour per run, raw values faint, the rolling mean
+    solid, dev points marked."""
     runs = {k: v for k, v in runs.items() if v}
     if not runs:
         return None
-    fig, axes = _figure(1, 3, 4.2, 3.4)
+    dev = any("dev_acc1" in r or "dev_align_acc" in r for rows in runs.values() for r in rows)
+    fig, axes = _figure(1, 4 if dev else 3, 4.2, 3.4)
     panels = [(axes[0, 0], [("loss", "-")], "loss"),
               (axes[0, 1], [("mlm_loss", "-"), ("align_loss", "--")], "MLM (—) / align (--) loss"),
               (axes[0, 2], [("align_acc", "-")], "alignment accuracy")]
+    if dev:
+        panels.append((axes[0, 3], [("dev_acc1", "-"), ("dev_align_acc", "--")],
+                       "dev Acc@1 (—) / dev align acc (--)"))
     for i, (label, rows) in enumerate(runs.items()):
         color = f"C{i % 10}"
         steps = np.array([r["step"] for r in rows], dtype=float)
@@ -92,6 +97,10 @@ def pretraining_curves(runs: dict[str, list[dict]], window: int = 20) -> bytes |
                 if not pts:
                     continue
                 x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
+                if key.startswith("dev_"):  # sparse points: no smoothing
+                    ax.plot(x, y, color=color, linestyle=style, marker="o", markersize=3,
+                            label=label if style == "-" else None)
+                    continue
                 ys, off = smooth(y, window)
                 ax.plot(x, y, color=color, alpha=0.15, linestyle=style, linewidth=0.8)
                 ax.plot(x[off:], ys, color=color, linestyle=style, linewidth=1.4,

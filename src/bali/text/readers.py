@@ -123,23 +123,47 @@ def split_ids(field: str) -> list[str]:
     return [i.strip() for i in _ID_SEPARATORS.split(field) if i.strip() not in ("", "-1", "-")]
 
 
-def iter_pubtator(path: Path, default_prefix: str = "MESH") -> Iterator[tuple[dict, list[dict]]]:
+def _unpad(text: str, m: dict) -> bool:
+    """Fit mention ``m`` whose column and ``text[start:end]`` are equal only after stripping
+    whitespace at either end: mention = the stripped text, offsets = its span. Whether it
+    did; False when they differ otherwise."""
+    span = text[m["start"]:m["end"]]
+    core = span.strip()
+    if not core or core != m["mention"].strip():
+        return False
+    start = m["start"] + len(span) - len(span.lstrip())
+    m.update(start=start, end=start + len(core), mention=core)
+    return True
+
+
+def iter_pubtator(path: Path, default_prefix: str = "MESH",
+                  stats: dict | None = None) -> Iterator[tuple[dict, list[dict]]]:
     """Stream (document, gold mentions) from a PubTator file.
 
-    Bare ids (BC5CDR's ``D003866``) get ``default_prefix``. A mention whose text differs
-    from ``text[start:end]`` is an error naming the line.
+    Bare ids (BC5CDR's ``D003866``) get ``default_prefix``. A mention column and its span
+    ``text[start:end]`` that are equal only after stripping whitespace at either end (real
+    corpora pad some mention columns) give the stripped mention with the offsets of its
+    span in the text, counted as ``padded_mentions`` in ``stats`` (if given, filled as the
+    documents are read, with ``mentions``); any other difference is an error naming the line.
     """
     doc_id = None
     title = abstract = None
     mentions: list[dict] = []
     start_line = 0
+    counts = stats if stats is not None else {}
+    counts.setdefault("mentions", 0)
+    counts.setdefault("padded_mentions", 0)
 
     def flush():
         doc = make_document(doc_id, title or "", abstract or "")
         for m, lineno in mentions:
-            if doc["text"][m["start"]:m["end"]] != m["mention"]:
+            if doc["text"][m["start"]:m["end"]] == m["mention"]:
+                continue
+            if not _unpad(doc["text"], m):
                 raise BaliInputError(path, f"mention {m['mention']!r} does not match the text "
                                      f"at {m['start']}-{m['end']}", lineno)
+            counts["padded_mentions"] += 1
+        counts["mentions"] += len(mentions)
         return doc, [m for m, _ in mentions]
 
     try:

@@ -22,7 +22,7 @@ def _pretrain(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from bali.train.export import export_run
 
-    print(json.dumps(export_run(args.run_dir, args.out_dir)))
+    print(json.dumps(export_run(args.run_dir, args.out_dir, args.select)))
 
 
 def add_parser(stages: argparse._SubParsersAction) -> None:
@@ -47,4 +47,7 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
         "the graph encoder weights and a model card.")
     exp.add_argument("--run-dir", required=True, type=Path)
     exp.add_argument("--out-dir", required=True, type=Path)
+    exp.add_argument("--select", choices=("last", "best-dev"), default="last",
+                     help="weights of the last step, or of the step with the best dev Acc@1 "
+                     "(needs validation during pretraining; default: last)")
     exp.set_defaults(func=_export)

@@ -28,6 +28,18 @@ class ModelConfig:
     mlm_weight: float = field(default=1.0, metadata={"help": "weight of L_MLM; 0 = -MLM"})
     align_weight: float = field(default=1.0, metadata={"help": "weight of L_align; 0 = -align"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens masked"})
+    mask_mentions: bool = field(default=False, metadata={
+        "help": "let MLM mask mention tokens (the paper; default off: entity vectors pool "
+        "uncorrupted mention tokens)"})
+    new_lm_lr: str = field(default="other", metadata={
+        "help": "learning rate of LM tensors missing from the checkpoint (a newly initialised "
+        "MLM head): lm (lr_lm, as any LM weight) or other (lr_other, as the other new modules)"})
+    neighbor_negatives: bool = field(default=True, metadata={
+        "help": "InfoNCE: the name vectors of the batch's graph neighbours are extra "
+        "text->graph negatives (hard negatives; not in the paper; infonce with a GNN only)"})
+    gnn_skip: bool = field(default=True, metadata={
+        "help": "g = centre input + zero-initialised GNN branch, so alignment starts from the "
+        "centre's name vector (gat, sage); off = the paper's GNN output"})
     max_neighbors: int = field(default=3, metadata={"help": "neighbours sampled per step"})
     linear_max_length: int = field(default=128, metadata={
         "help": "token budget of a linearised subgraph (graph_encoder=linear)"})
@@ -53,3 +65,15 @@ class TrainConfig:
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast on GPU (ignored on CPU)"})
     deepspeed_config: str = field(default="config/deepspeed/zero2.json", metadata={
         "help": "DeepSpeed JSON (ZeRO-2); batch, accumulation and clipping come from here"})
+    validate_every: int = field(default=0, metadata={
+        "help": "steps between dev validations (bali.train.validate); 0 = none"})
+    validate_dictionary: str = field(default="", metadata={
+        "help": "dictionary of the dev linking check (BioSyn ids||names or KG names.parquet)"})
+    validate_mentions: str = field(default="", metadata={
+        "help": "dev mentions of the linking check (BioSyn .concept or PubTator)"})
+    validate_max_mentions: int = field(default=1024, metadata={
+        "help": "dev mentions drawn for the linking check"})
+    validate_max_names: int = field(default=1024, metadata={
+        "help": "dictionary names drawn beside the dev mentions' gold names"})
+    validate_sentences: int = field(default=32, metadata={
+        "help": "training sentences held out for dev_align_acc (when validating)"})

@@ -2,7 +2,9 @@
 
 Batch ``n`` of the run holds sentences ``perm_e[j*B:(j+1)*B]`` of epoch ``e = n // J``
 (``J`` batches per epoch, ``perm_e`` a permutation seeded by (seed, e), last partial batch
-dropped). Under data parallelism rank ``r`` of ``w`` takes global batches ``n*w + r``. Every
+dropped; ``perm_e`` permutes the *train* split: ``dev_sentences`` sentences drawn by a seeded
+generator are held out for validation, ``split="dev"`` serves them in order). Under data
+parallelism rank ``r`` of ``w`` takes global batches ``n*w + r``. Every
 random choice of the batch (MLM masking, neighbour sampling, which name of a
 node) is drawn from a generator seeded by (seed, n), so a batch is the same whatever the
 number of DataLoader workers and a resumed run sees exactly the batches it would have seen.
@@ -50,49 +52,76 @@ class BatchDataset(torch.utils.data.Dataset):
 
     def __init__(self, shards, special: SpecialIds, batch_size: int, seed: int,
                  max_neighbors: int, mlm_probability: float, mask_tokens: bool = True,
+                 mask_mentions: bool = True,
                  linearize=None, relation_ids: list[np.ndarray] | None = None,
                  linear_max_length: int = 128, num_batches: int | None = None,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, dev_sentences: int = 0, split: str = "train"):
         self.sentences = ShardDataset(shards)
         self.nodes = NodeTable(shards)
         self.special, self.batch_size, self.seed = special, batch_size, seed
         self.max_neighbors, self.mlm_probability = max_neighbors, mlm_probability
-        self.mask_tokens = mask_tokens
+        self.mask_tokens, self.mask_mentions = mask_tokens, mask_mentions
         self.linearize, self.relation_ids = linearize, relation_ids
         self.linear_max_length = linear_max_length
         self.rank, self.world = rank, world
-        self.per_epoch = len(self.sentences) // batch_size
+        self.split = split
+        self.pool = self.split_indices(len(self.sentences), dev_sentences, seed)[split]
+        self.per_epoch = len(self.pool) // batch_size
         if self.per_epoch == 0:
-            raise ValueError(f"{shards}: {len(self.sentences)} sentences < batch size {batch_size}")
+            raise ValueError(f"{shards}: {len(self.pool)} {split} sentences < batch size "
+                             f"{batch_size}")
         self.num_batches = num_batches if num_batches is not None else self.per_epoch
         self._perm_epoch, self._perm = None, None
 
     def __len__(self) -> int:
         return self.num_batches
 
+    @staticmethod
+    def split_indices(n: int, dev: int, seed: int) -> dict[str, np.ndarray]:
+        """Sentence indices of the ``train`` and ``dev`` splits: ``dev`` sentences drawn by a
+        generator seeded by (seed, 424242), the rest (in order) train; ``dev=0``: all train."""
+        if not 0 <= dev < n:
+            raise ValueError(f"dev sentences must be in [0, {n}), not {dev}")
+        held = np.sort(np.random.default_rng([seed, 424242]).choice(n, dev, replace=False)) \
+            if dev else np.empty(0, dtype=np.int64)
+        return {"train": np.setdiff1d(np.arange(n), held), "dev": held}
+
     def indices(self, n: int) -> np.ndarray:
+        """Sentence indices of batch ``n``: the dev split in order, train shuffled per epoch."""
         epoch, j = divmod(n, self.per_epoch)
+        if self.split == "dev":
+            return self.pool[j * self.batch_size:(j + 1) * self.batch_size]
         if self._perm_epoch != epoch:  # one permutation per epoch, not per batch
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(
-                len(self.sentences))
+            self._perm = self.pool[np.random.default_rng([self.seed, epoch]).permutation(
+                len(self.pool))]
             self._perm_epoch = epoch
         return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         g = n * self.world + self.rank  # this rank's share of the global batch sequence
-        rng = np.random.default_rng([self.seed, 1_000_003, g])
+        stream = 1_000_003
+        if self.split == "dev":  # the same dev batches on every rank, from their own stream
+            g, stream = n, 2_000_003
+        rng = np.random.default_rng([self.seed, stream, g])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         items = [self.sentences[int(i)] for i in self.indices(g)]
         sp = self.special
         input_ids, attention = _pad([it["input_ids"].numpy() for it in items], sp.pad)
         batch = {"input_ids": input_ids, "attention_mask": attention}
+        batch.update(self._entities(items))
         if self.mask_tokens:
             from bali.model.losses.mlm import mask_tokens
 
-            special_mask = ~attention | (input_ids == sp.cls) | (input_ids == sp.sep)
+            keep = ~attention | (input_ids == sp.cls) | (input_ids == sp.sep)
+            if not self.mask_mentions:  # mention tokens are never corrupted
+                from bali.model.pooling import entity_tokens
+
+                tok_batch, tok_pos, _ = entity_tokens(
+                    batch["mention_batch"], batch["mention_start"], batch["mention_end"],
+                    batch["mention_entity"])
+                keep[tok_batch, tok_pos] = True
             batch["input_ids"], batch["mlm_labels"] = mask_tokens(
-                input_ids, special_mask, sp.vocab_size, sp.mask, self.mlm_probability, gen)
-        batch.update(self._entities(items))
+                input_ids, keep, sp.vocab_size, sp.mask, self.mlm_probability, gen)
         batch.update(self._graph(batch["concept_nodes"].tolist(), rng))
         return batch
 
@@ -133,6 +162,7 @@ class BatchDataset(torch.utils.data.Dataset):
         out = {
             "name_input_ids": name_ids, "name_attention_mask": name_mask,
             "slot_name": torch.as_tensor(slot_name_idx, dtype=torch.long),
+            "slot_node": torch.as_tensor(slot_node, dtype=torch.long),
             "edge_index": torch.tensor([src, dst], dtype=torch.long).reshape(2, -1),
             "edge_type": torch.tensor(etype, dtype=torch.long),
             "centre": torch.tensor(centre, dtype=torch.long),

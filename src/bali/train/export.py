@@ -4,8 +4,9 @@ Writes the text encoder with ``save_pretrained`` (safetensors; ``AutoModel.from_
 loads the encoder, ``AutoModelForMaskedLM`` the encoder with its MLM head), the tokenizer,
 ``bali_graph.safetensors`` (graph encoder, entity pooling and alignment-head weights, for
 analysis; the paper discards them after pretraining) and a ``README.md`` model card with the
-run's configuration and last metrics. Weights are read from ``model.safetensors`` (never an
-untrusted pickle).
+run's configuration and last metrics. Weights are read from ``model.safetensors`` (the last
+step; ``select="last"``) or ``best.safetensors`` (the step with the best dev Acc@1 of the
+run's validation, ``select="best-dev"``), never from an untrusted pickle.
 """
 
 from __future__ import annotations
@@ -16,17 +17,28 @@ from pathlib import Path
 from bali.io import BaliInputError
 from bali.train.config import ModelConfig
 
+SELECT = ("last", "best-dev")
 
-def export_run(run_dir: Path, out_dir: Path) -> dict:
-    """Export the final weights of ``run_dir`` into ``out_dir``; returns a summary."""
+
+def export_run(run_dir: Path, out_dir: Path, select: str = "last") -> dict:
+    """Export the ``select``-ed weights of ``run_dir`` into ``out_dir``; returns a summary."""
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
-    from bali.train.loop import build_model
+    from bali.train.loop import BEST_INFO, BEST_WEIGHTS, build_model
 
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}, not {select!r}")
     weights = run_dir / "model.safetensors"
     if not weights.exists():
         raise BaliInputError(weights, "no final weights: has the pretraining run finished?")
+    chosen = {"select": "last"}
+    if select == "best-dev":
+        if not (run_dir / BEST_INFO).exists():
+            raise BaliInputError(run_dir / BEST_INFO, "no best-dev weights: select best-dev "
+                                 "needs a run with validation (pretrain.validate.every > 0)")
+        weights = run_dir / BEST_WEIGHTS
+        chosen = {"select": "best-dev", **json.loads((run_dir / BEST_INFO).read_text())}
     config = json.loads((run_dir / "config.json").read_text())
     mcfg = ModelConfig(**config["model"])
     relations = json.loads((Path(config["shards"]) / "relations.json").read_text())
@@ -40,11 +52,13 @@ def export_run(run_dir: Path, out_dir: Path) -> dict:
         save_file(extra, str(out_dir / "bali_graph.safetensors"))
     metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
     last = json.loads(metrics[-1]) if metrics else {}
-    (out_dir / "README.md").write_text(_model_card(config, last))
-    return {"out_dir": str(out_dir), "graph_tensors": len(extra), "last_metrics": last}
+    (out_dir / "bali_export.json").write_text(json.dumps(chosen) + "\n")
+    (out_dir / "README.md").write_text(_model_card(config, last, chosen))
+    return {"out_dir": str(out_dir), "graph_tensors": len(extra), "weights": chosen,
+            "last_metrics": last}
 
 
-def _model_card(config: dict, last: dict) -> str:
+def _model_card(config: dict, last: dict, chosen: dict) -> str:
     m, t = config["model"], config["train"]
     return f"""---
 library_name: transformers
@@ -60,7 +74,8 @@ pooling) with {m['graph_encoder']} node representations of 1-hop subgraphs
 {t['grad_accum']}, lr {t['lr_lm']} (LM) / {t['lr_other']} (other), seed {t['seed']},
 backend {t['backend']}.
 
-Load with `AutoModel.from_pretrained(this_dir)`. Last step: `{json.dumps(last)}`
+Load with `AutoModel.from_pretrained(this_dir)`. Exported weights: `{json.dumps(chosen)}`.
+Last step: `{json.dumps(last)}`
 
 ## Configuration
 ```json

@@ -8,8 +8,12 @@ Run directory layout::
                            lr (per parameter group), samples_per_s, elapsed_s
     checkpoints/step_N/    backend state (model, optimizer, scheduler) + client state
                            (step, torch RNG states); checkpoints/latest names the newest
+                           (+ dev_acc1, dev_acc5, dev_align_acc, validate_s every
+                           validate_every steps; a step-0 line holds the base model's)
     model.safetensors      final weights of the whole BaliModel (read by ``bali export``)
-    curves.png             loss and alignment accuracy curves
+    best.safetensors       weights of the step with the best dev_acc1 (+ best.json: step,
+                           metrics), when validating; ``bali export --select best-dev``
+    curves.png             loss and alignment accuracy curves (+ dev metrics)
 
 ``resume=True`` restores the newest checkpoint and continues with exactly the batches and
 RNG states an uninterrupted run would have had (batches are seeded by their index, see
@@ -44,8 +48,15 @@ def build_model(mcfg: ModelConfig, num_relations: int):
     from bali.model.bali import BaliModel
     from bali.paths import resolve_model
 
-    lm = AutoModelForMaskedLM.from_pretrained(resolve_model(mcfg.model))
-    return BaliModel(lm, mcfg, num_relations)
+    lm, info = AutoModelForMaskedLM.from_pretrained(resolve_model(mcfg.model),
+                                                    output_loading_info=True)
+    model = BaliModel(lm, mcfg, num_relations)
+    model.new_lm_parameters = sorted(f"lm.{k}" for k in info["missing_keys"])
+    if model.new_lm_parameters:
+        log.warning("%s: %d LM tensors are not in the checkpoint and start random (e.g. %s; a "
+                    "checkpoint without an MLM head); new_lm_lr=%s", mcfg.model,
+                    len(model.new_lm_parameters), model.new_lm_parameters[0], mcfg.new_lm_lr)
+    return model
 
 
 def _relation_token_ids(tokenizer_dir: str, relations: list[str]) -> list[np.ndarray]:
@@ -108,24 +119,30 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
         from bali.model.graph import linearize
 
         relation_ids = _relation_token_ids(meta["tokenizer_dir"], relations)
-    data = BatchDataset(shards, special, tcfg.batch_size, tcfg.seed, mcfg.max_neighbors,
-                        mcfg.mlm_probability, mask_tokens=mcfg.mlm_weight > 0,
-                        linearize=linearize, relation_ids=relation_ids,
-                        linear_max_length=mcfg.linear_max_length,
-                        num_batches=tcfg.steps * tcfg.grad_accum,
+    data_kwargs = dict(
+        special=special, batch_size=tcfg.batch_size, seed=tcfg.seed,
+        max_neighbors=mcfg.max_neighbors, mlm_probability=mcfg.mlm_probability,
+        mask_tokens=mcfg.mlm_weight > 0, mask_mentions=mcfg.mask_mentions,
+        linearize=linearize, relation_ids=relation_ids,
+        linear_max_length=mcfg.linear_max_length,
+        dev_sentences=tcfg.validate_sentences if tcfg.validate_every else 0)
+    data = BatchDataset(shards, **data_kwargs, num_batches=tcfg.steps * tcfg.grad_accum,
                         rank=int(os.environ.get("RANK", "0")),
                         world=int(os.environ.get("WORLD_SIZE", "1")))
     model.train()  # from_pretrained returns the LM in eval mode (dropout off)
     backend = BACKENDS[tcfg.backend](model, tcfg)
+    check = _validation(shards, meta, tcfg, data_kwargs, backend) if backend.is_main else None
     start, client = 0, None
     metrics_path = run_dir / "metrics.jsonl"
     if resume and (ckpt := _latest(run_dir)) is not None:
         client = backend.load(ckpt)
         start = int(client["step"])
         _keep_metrics_until(metrics_path, start)
+        _forget_best_after(run_dir, start)
         log.info("resumed from %s at step %d", ckpt, start)
     elif backend.is_main:
         metrics_path.unlink(missing_ok=True)
+        _forget_best_after(run_dir, -1)
         (run_dir / "config.json").write_text(json.dumps(
             {"model": asdict(mcfg), "train": asdict(tcfg), "shards": str(shards),
              "shards_meta": meta}, indent=2))
@@ -139,6 +156,8 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
                desc="pretrain", unit="step")
     t_run, last = time.perf_counter(), None
     with open(metrics_path, "a") as metrics:
+        if check is not None and start == 0:  # the base model, for reference
+            metrics.write(json.dumps({"step": 0, **check()}) + "\n")
         for step in range(start + 1, tcfg.steps + 1):
             t0, sums = time.perf_counter(), {}
             for micro in range(tcfg.grad_accum):
@@ -152,6 +171,11 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
                     "lr": backend.learning_rates()[::2],
                     "samples_per_s": round(tcfg.batch_size * tcfg.grad_accum / seconds, 2),
                     "elapsed_s": round(time.perf_counter() - t_run, 2)}
+            if check is not None and (step % tcfg.validate_every == 0 or step == tcfg.steps):
+                t_val = time.perf_counter()
+                last.update(check())
+                last["validate_s"] = round(time.perf_counter() - t_val, 2)
+                _keep_best(backend.module, run_dir, step, last)
             if backend.is_main:
                 metrics.write(json.dumps(last) + "\n")
                 metrics.flush()
@@ -167,6 +191,53 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
         save_weights(backend.module, run_dir / "model.safetensors")
         plot_curves(metrics_path, run_dir / "curves.png")
     return {"steps": tcfg.steps, "resumed_from": start, "last": last}
+
+
+def _validation(shards: Path, meta: dict, tcfg: TrainConfig, data_kwargs: dict, backend):
+    """A callable returning the dev metrics (:mod:`bali.train.validate`), or None."""
+    if not tcfg.validate_every:
+        return None
+    from transformers import AutoTokenizer
+
+    from bali.train.validate import DevLinking, validate
+
+    linking = None
+    if tcfg.validate_mentions:
+        if not tcfg.validate_dictionary:
+            raise ValueError("validate_mentions needs validate_dictionary")
+        linking = DevLinking(tcfg.validate_dictionary, tcfg.validate_mentions,
+                             AutoTokenizer.from_pretrained(meta["tokenizer_dir"]),
+                             tcfg.validate_max_names, tcfg.validate_max_mentions, tcfg.seed)
+        log.info("dev linking: %d mentions, %d names", len(linking),
+                 linking.dictionary.height)
+    dev = BatchDataset(shards, **data_kwargs, split="dev") if tcfg.validate_sentences else None
+    batches = [dev[i] for i in range(len(dev))] if dev is not None else []
+    return lambda: validate(backend.module, linking, batches, backend.forward)
+
+
+BEST_WEIGHTS, BEST_INFO = "best.safetensors", "best.json"
+
+
+def _keep_best(module: torch.nn.Module, run_dir: Path, step: int, row: dict) -> None:
+    """Save the weights as ``best.safetensors`` when ``dev_acc1`` beats every earlier step
+    (ties keep the earlier; the step-0 base model is never a candidate)."""
+    if "dev_acc1" not in row:
+        return
+    info = run_dir / BEST_INFO
+    best = json.loads(info.read_text()) if info.exists() else None
+    if best is None or row["dev_acc1"] > best["dev_acc1"]:
+        save_weights(module, run_dir / BEST_WEIGHTS)
+        with atomic_paths(info) as (tmp,):
+            tmp.write_text(json.dumps({"step": step, "dev_acc1": row["dev_acc1"],
+                                       "dev_acc5": row.get("dev_acc5")}))
+
+
+def _forget_best_after(run_dir: Path, step: int) -> None:
+    """A resumed run from ``step`` drops a best-dev choice made after it."""
+    info = run_dir / BEST_INFO
+    if info.exists() and json.loads(info.read_text())["step"] > step:
+        info.unlink()
+        (run_dir / BEST_WEIGHTS).unlink(missing_ok=True)
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -195,23 +266,31 @@ def plot_curves(metrics_path: Path, png: Path, window: int = 20) -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln.strip()]
-    if not rows:
+    train = [r for r in rows if "loss" in r]
+    dev = [r for r in rows if "dev_acc1" in r or "dev_align_acc" in r]
+    if not train:
         return
-    steps = np.array([r["step"] for r in rows])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), dpi=120)
-    for ax, keys in ((axes[0], ("loss", "mlm_loss", "align_loss")), (axes[1], ("align_acc",))):
+    panels = [("loss", train, ("loss", "mlm_loss", "align_loss")),
+              ("in-batch text->graph accuracy", train, ("align_acc",))]
+    if dev:
+        panels.append(("dev", dev, ("dev_acc1", "dev_acc5", "dev_align_acc")))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), dpi=120)
+    for ax, (label, part, keys) in zip(axes, panels, strict=True):
+        steps = np.array([r["step"] for r in part])
         for key in keys:
-            if key not in rows[0]:
+            if not any(key in r for r in part):
                 continue
-            y = np.array([r[key] for r in rows], dtype=float)
+            y = np.array([r.get(key, np.nan) for r in part], dtype=float)
+            if part is dev:
+                ax.plot(steps, y, marker="o", label=key)
+                continue
             smooth = np.convolve(y, np.ones(window) / window, mode="valid") if len(y) >= window \
                 else y
             line, = ax.plot(steps[len(steps) - len(smooth):], smooth, label=key)
             ax.plot(steps, y, alpha=0.2, color=line.get_color())
         ax.set_xlabel("step")
+        ax.set_ylabel(label)
         ax.legend(loc="best")
-    axes[0].set_ylabel("loss")
-    axes[1].set_ylabel("in-batch text->graph accuracy")
     fig.tight_layout()
     with atomic_paths(png) as (tmp,):
         fig.savefig(tmp, format="png")

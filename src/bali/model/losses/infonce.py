@@ -15,7 +15,10 @@ entities, with the multi-positive set P(c) = {i : t(i) = c}:
     -log( Σ_{i∈P(c)} exp(s_ic / τ) / Σ_i exp(s_ic / τ) )
 
 averaged over the concepts that have at least one entity. The loss is the mean of the two
-directions. The authors' code used τ = 0.07 and the symmetric loss; both are the defaults here.
+directions. Optional hard negatives ``negatives [K, d]`` (e.g. the name vectors of the batch's
+graph neighbours) join the text->graph denominator, each where ``allowed [E, K]`` is true
+(never a row of the entity's own concept). The authors' code used τ = 0.07 and the
+symmetric loss; both are the defaults here.
 """
 
 from __future__ import annotations
@@ -44,13 +47,20 @@ def info_nce(
     target: Tensor,
     temperature: float = DEFAULT_TEMPERATURE,
     symmetric: bool = True,
+    negatives: Tensor | None = None,
+    allowed: Tensor | None = None,
 ) -> Tensor:
     """InfoNCE between entities ``text [E, d]`` and unique concept rows ``graph [C, d]``.
 
-    ``target [E]`` is the concept row of each entity. Returns a scalar (see the module docstring).
+    ``target [E]`` is the concept row of each entity; ``negatives``/``allowed``: extra
+    text->graph negatives (module docstring). Returns a scalar.
     """
     logits = cosine_logits(text, graph, temperature)  # [E, C]
-    t2g = F.cross_entropy(logits, target)
+    if negatives is not None and negatives.shape[0]:
+        extra = cosine_logits(text, negatives, temperature).masked_fill(~allowed, float("-inf"))
+        t2g = F.cross_entropy(torch.cat([logits, extra], dim=1), target)
+    else:
+        t2g = F.cross_entropy(logits, target)
     if not symmetric:
         return t2g
     positive = target[None, :] == torch.arange(graph.shape[0], device=target.device)[:, None]
@@ -89,8 +99,10 @@ class InfoNCELoss(nn.Module):
         self.temperature = temperature
         self.symmetric = symmetric
 
-    def forward(self, text: Tensor, graph: Tensor, target: Tensor) -> Tensor:
-        return info_nce(text, graph, target, self.temperature, self.symmetric)
+    def forward(self, text: Tensor, graph: Tensor, target: Tensor,
+                negatives: Tensor | None = None, allowed: Tensor | None = None) -> Tensor:
+        return info_nce(text, graph, target, self.temperature, self.symmetric, negatives,
+                        allowed)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, symmetric={self.symmetric}"

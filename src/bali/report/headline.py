@@ -1,0 +1,122 @@
+"""The report's headline: every result of this run against its base model, with the noise.
+
+For each record of a BALI variant whose base model (variant ``base``) has a record of the same
+benchmark and seed, the delta of the primary metric is ``BALI - base`` in points. Where both
+records carry per-item scores of the same items (``items``: ``id`` and per-item 0/1 ``hit@1``
+of :mod:`bali.evaluate.el_zeroshot`), the 95% CI of the delta is a paired bootstrap: ``B``
+resamples of the items with replacement (NumPy generator seeded with 0), the 2.5th and 97.5th
+percentiles of ``mean(hit_bali[s]) - mean(hit_base[s])``. Verdict: *better* when the CI is
+above 0, *worse* when below, else *no detectable difference*; without items (several seeds),
+the mean and sample std of the per-seed deltas, and a verdict only when every seed agrees in
+sign and there are at least 3 seeds.
+
+Geometry records (``task == "geometry"``) get a table of their own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+BASE = "base"
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000,
+                     seed: int = 0) -> tuple[float, float]:
+    """95% CI of ``mean(b) - mean(a)`` over items resampled in pairs (module docstring)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("paired bootstrap needs two equal-length, non-empty score arrays")
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
+    deltas = b[idx].mean(1) - a[idx].mean(1)
+    lo, hi = np.percentile(deltas, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def verdict(lo: float, hi: float) -> str:
+    return "better" if lo > 0 else "worse" if hi < 0 else "no detectable difference"
+
+
+def _items(rec: dict, metric: str) -> tuple[list, np.ndarray] | None:
+    items = rec.get("items") or {}
+    key = metric.replace("acc@", "hit@")
+    if "id" not in items or key not in items:
+        return None
+    return items["id"], np.asarray(items[key], dtype=float)
+
+
+def headline_rows(records: list[dict]) -> list[dict]:
+    """One row per (benchmark, model, variant != base) with a base to compare to."""
+    by_key: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for rec in records:
+        if rec["task"] == "geometry":
+            continue
+        labels = rec.get("labels", {})
+        key = (rec["benchmark"], labels.get("model", rec["model"]))
+        by_key[key][labels.get("variant", "")].append(rec)
+    rows = []
+    for (bench, model), variants in sorted(by_key.items()):
+        base = {r["seed"]: r for r in variants.get(BASE, [])}
+        for variant, recs in sorted(variants.items()):
+            if variant == BASE or not base:
+                continue
+            pairs = [(base[r["seed"]], r) for r in recs if r["seed"] in base]
+            if not pairs:
+                continue
+            metric = pairs[0][1]["primary"]
+            deltas = [100 * (r["metrics"][metric] - b["metrics"][metric]) for b, r in pairs]
+            row = {"benchmark": bench, "model": model, "variant": variant, "metric": metric,
+                   "seeds": len(pairs),
+                   "base": 100 * np.mean([b["metrics"][metric] for b, _ in pairs]),
+                   "bali": 100 * np.mean([r["metrics"][metric] for _, r in pairs]),
+                   "delta": float(np.mean(deltas)), "ci": None, "verdict": "–"}
+            b_items, r_items = _items(pairs[0][0], metric), _items(pairs[0][1], metric)
+            if len(pairs) == 1 and b_items and r_items and b_items[0] == r_items[0]:
+                lo, hi = paired_bootstrap(b_items[1], r_items[1])
+                row["ci"], row["verdict"] = (100 * lo, 100 * hi), verdict(lo, hi)
+                row["items"] = len(b_items[0])
+            elif len(pairs) > 1:
+                row["std"] = float(np.std(deltas, ddof=1))
+                if len(pairs) >= 3 and (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)):
+                    row["verdict"] = "better" if deltas[0] > 0 else "worse"
+                else:
+                    row["verdict"] = "no detectable difference"
+            rows.append(row)
+    return rows
+
+
+def headline_markdown(records: list[dict], name=lambda m, v: f"{m}/{v}") -> list[str]:
+    """The headline table (and the geometry table) as Markdown lines."""
+    rows = headline_rows(records)
+    lines = ["## Headline: BALI against its base model", ""]
+    if not rows:
+        lines += ["No BALI result with a base-model result to compare to yet.", ""]
+    else:
+        lines += ["Points (percent). 95% CI: paired bootstrap over the test items (10,000 "
+                  "resamples) for one seed; ± the std of the per-seed deltas for several.", "",
+                  "| benchmark | model | metric | base | + BALI | Δ | 95% CI of Δ | verdict |",
+                  "|---|---|---|---:|---:|---:|---|---|"]
+        for r in rows:
+            ci = (f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] ({r['items']} items)" if r["ci"]
+                  else f"± {r['std']:.2f} ({r['seeds']} seeds)" if "std" in r else "–")
+            lines.append(f"| {r['benchmark']} | {name(r['model'], r['variant'])} | {r['metric']} "
+                         f"| {r['base']:.2f} | {r['bali']:.2f} | {r['delta']:+.2f} | {ci} | "
+                         f"**{r['verdict']}** |")
+        lines.append("")
+    geo = [r for r in records if r["task"] == "geometry"]
+    if geo:
+        keys = ("alignment", "uniformity", "intra_cos", "inter_cos", "gap")
+        lines += ["### Geometry of the concept-name space (Wang & Isola 2020)", "",
+                  "alignment: mean squared distance of synonyms (lower: closer); uniformity: "
+                  "log mean exp(-2 d²) over all pairs (lower: more spread); intra/inter: mean "
+                  "cosine of synonyms / of names of different concepts; gap = intra − inter.",
+                  "", "| benchmark | model | " + " | ".join(keys) + " |",
+                  "|---|---|" + "---:|" * len(keys)]
+        for r in sorted(geo, key=lambda r: (r["benchmark"], r["labels"].get("model", ""),
+                                            r["labels"].get("variant", "") != BASE)):
+            label = name(r["labels"].get("model", r["model"]), r["labels"].get("variant", ""))
+            lines.append(f"| {r['benchmark']} | {label} | "
+                         + " | ".join(f"{r['metrics'][k]:.4f}" for k in keys) + " |")
+        lines.append("")
+    return lines

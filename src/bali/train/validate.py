@@ -1,0 +1,101 @@
+"""Validation during pretraining: zero-shot linking on a dev split, and held-out alignment.
+
+Every ``validate_every`` steps the loop logs three dev metrics to ``metrics.jsonl``:
+
+- ``dev_acc1``, ``dev_acc5``: zero-shot entity linking (the protocol of
+  :mod:`bali.evaluate.el_zeroshot`, mean pooling, cosine) of the dev mentions
+  (``validate_mentions``, a BioSyn ``.concept`` or PubTator file) against a capped dictionary
+  (``validate_dictionary``). The cap keeps validation cheap: at most ``validate_max_mentions``
+  dev mentions (seeded draw), and as dictionary every name of their gold concepts plus at most
+  ``validate_max_names`` other names (seeded draw). A capped dictionary has fewer distractors
+  than the full one, so dev accuracies are higher than test accuracies; they rank runs and
+  steps, they are not the reported result.
+- ``dev_align_acc``: in-batch text->graph accuracy on ``validate_sentences`` sentences held
+  out of training (:class:`bali.train.data.BatchDataset` ``split="dev"``), batches built as in
+  training (masked), model in eval mode.
+
+All of it runs without gradient and draws no random numbers, so it does not change training
+(a run with validation gives the same weights as one without).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+MAX_LENGTH = 25  # tokens per name or mention, as ELOptions.max_length
+
+
+class DevLinking:
+    """The capped dev linking task of the module docstring, tokenized once."""
+
+    def __init__(self, dictionary: str | Path, mentions: str | Path, tokenizer,
+                 max_names: int, max_mentions: int, seed: int):
+        from bali.evaluate.el_zeroshot import read_dictionary, read_mentions
+
+        dev = read_mentions(mentions).filter(pl.col("ids").list.len() > 0)
+        rng = np.random.default_rng([seed, 31337])
+        if dev.height > max_mentions:
+            dev = dev[np.sort(rng.choice(dev.height, max_mentions, replace=False)).tolist()]
+        names = read_dictionary(dictionary).with_row_index("row")
+        gold = dev["ids"].explode().unique()
+        is_gold = names["ids"].list.eval(pl.element().is_in(gold.implode())).list.any()
+        others = names.filter(~is_gold)["row"].to_numpy()
+        take = min(max_names, others.size)
+        keep = np.union1d(names.filter(is_gold)["row"].to_numpy(),
+                          rng.choice(others, take, replace=False) if take else [])
+        self.dictionary = names[keep.astype(np.int64).tolist()].drop("row")
+        self.mentions = dev
+        encode = lambda texts: tokenizer(texts, truncation=True, max_length=MAX_LENGTH)[  # noqa: E731
+            "input_ids"]
+        self.name_ids = encode(self.dictionary["name"].to_list())
+        self.mention_ids = encode(dev["mention"].to_list())
+        self.pad = tokenizer.pad_token_id
+
+    def __len__(self) -> int:
+        return self.mentions.height
+
+    @torch.no_grad()
+    def _embed(self, model, rows: list[list[int]], batch_size: int = 256) -> torch.Tensor:
+        """Mean-pooled, L2-normalised ``model.encode`` vectors of token rows (length-sorted)."""
+        from bali.train.data import _pad
+
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        device = next(model.parameters()).device
+        out = torch.empty(len(rows), model.lm.config.hidden_size)
+        for i in range(0, len(rows), batch_size):
+            idx = order[i:i + batch_size]
+            ids, mask = _pad([np.asarray(rows[j]) for j in idx], self.pad)
+            vec = model.encode(ids.to(device), mask.to(device)).float().cpu()
+            out[torch.tensor(idx)] = torch.nn.functional.normalize(vec, dim=-1)
+        return out
+
+    def __call__(self, model) -> dict[str, float]:
+        from bali.evaluate.el_zeroshot import linking_accuracy, top_k
+
+        nearest = top_k(self._embed(model, self.mention_ids), self._embed(model, self.name_ids),
+                        5, 4096)
+        acc = linking_accuracy(self.mentions, self.dictionary, nearest)
+        return {"dev_acc1": acc["acc@1"], "dev_acc5": acc["acc@5"]}
+
+
+@torch.no_grad()
+def dev_align_acc(model, batches, forward) -> float:
+    """Mean in-batch text->graph accuracy of ``forward(batch)`` over the dev ``batches``."""
+    accs = [float(forward(b)["align_acc"]) for b in batches]
+    return float(np.mean(accs)) if accs else float("nan")
+
+
+def validate(model, linking: DevLinking | None, dev_batches, forward) -> dict[str, float]:
+    """All dev metrics, with ``model`` in eval mode (restored to train mode after)."""
+    model.eval()
+    try:
+        out = linking(model) if linking is not None else {}
+        if dev_batches and model.cfg.align_weight:
+            out["dev_align_acc"] = dev_align_acc(model, dev_batches, forward)
+    finally:
+        model.train()
+    return {k: round(v, 6) for k, v in out.items()}
