@@ -137,3 +137,24 @@ def test_mention_tokens_are_never_masked_unless_asked(setup):
             masked[flag] += int((b["mlm_labels"][tb, tp] != -100).sum())
             assert (b["mlm_labels"] != -100).any()  # the other tokens are still masked
     assert masked[False] == 0 and masked[True] > 0
+
+
+def test_dev_dictionary_keeps_gold_hard_and_random_names(setup, tmp_path):
+    from transformers import AutoTokenizer
+
+    from bali.train.validate import DevLinking
+
+    _, model_dir = setup
+    names = ["alpha fever", "alpha fevers", "beta syndrome", "gamma cells", "delta protein",
+             "epsilon gene", "zeta disease", "eta fever"]
+    (tmp_path / "d.txt").write_text("".join(f"C{i}||{n}\n" for i, n in enumerate(names)))
+    (tmp_path / "m.concept").write_text("d||0|0||T||alpha feverish||C0\n")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    plain = DevLinking(tmp_path / "d.txt", tmp_path / "m.concept", tok, 0, 10, 0)
+    assert plain.dictionary["name"].to_list() == ["alpha fever"]  # the gold names only
+    hard = DevLinking(tmp_path / "d.txt", tmp_path / "m.concept", tok, 0, 10, 0, hard_names=2)
+    # the 2 nearest by character 1-2-gram TF-IDF: the gold name and its plural
+    assert hard.dictionary["name"].to_list() == ["alpha fever", "alpha fevers"]
+    both = DevLinking(tmp_path / "d.txt", tmp_path / "m.concept", tok, 3, 10, 0, hard_names=2)
+    assert both.dictionary.height == 5 and set(hard.dictionary["name"]) <= set(
+        both.dictionary["name"])

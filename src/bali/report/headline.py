@@ -64,26 +64,34 @@ def headline_rows(records: list[dict]) -> list[dict]:
             pairs = [(base[r["seed"]], r) for r in recs if r["seed"] in base]
             if not pairs:
                 continue
-            metric = pairs[0][1]["primary"]
-            deltas = [100 * (r["metrics"][metric] - b["metrics"][metric]) for b, r in pairs]
-            row = {"benchmark": bench, "model": model, "variant": variant, "metric": metric,
-                   "seeds": len(pairs),
-                   "base": 100 * np.mean([b["metrics"][metric] for b, _ in pairs]),
-                   "bali": 100 * np.mean([r["metrics"][metric] for _, r in pairs]),
-                   "delta": float(np.mean(deltas)), "ci": None, "verdict": "–"}
-            b_items, r_items = _items(pairs[0][0], metric), _items(pairs[0][1], metric)
-            if len(pairs) == 1 and b_items and r_items and b_items[0] == r_items[0]:
-                lo, hi = paired_bootstrap(b_items[1], r_items[1])
-                row["ci"], row["verdict"] = (100 * lo, 100 * hi), verdict(lo, hi)
-                row["items"] = len(b_items[0])
-            elif len(pairs) > 1:
-                row["std"] = float(np.std(deltas, ddof=1))
-                if len(pairs) >= 3 and (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)):
-                    row["verdict"] = "better" if deltas[0] > 0 else "worse"
-                else:
-                    row["verdict"] = "no detectable difference"
-            rows.append(row)
+            primary = pairs[0][1]["primary"]
+            rows += [_compare(bench, model, variant, pairs, metric) for metric in
+                     [primary, *(m for m in ("acc@5",) if m != primary
+                                 and m in pairs[0][1]["metrics"])]]
     return rows
+
+
+def _compare(bench: str, model: str, variant: str, pairs: list[tuple[dict, dict]],
+             metric: str) -> dict:
+    """One headline row: ``metric`` of the (base, BALI) record pairs (module docstring)."""
+    deltas = [100 * (r["metrics"][metric] - b["metrics"][metric]) for b, r in pairs]
+    row = {"benchmark": bench, "model": model, "variant": variant, "metric": metric,
+           "seeds": len(pairs),
+           "base": 100 * np.mean([b["metrics"][metric] for b, _ in pairs]),
+           "bali": 100 * np.mean([r["metrics"][metric] for _, r in pairs]),
+           "delta": float(np.mean(deltas)), "ci": None, "verdict": "–"}
+    b_items, r_items = _items(pairs[0][0], metric), _items(pairs[0][1], metric)
+    if len(pairs) == 1 and b_items and r_items and b_items[0] == r_items[0]:
+        lo, hi = paired_bootstrap(b_items[1], r_items[1])
+        row["ci"], row["verdict"] = (100 * lo, 100 * hi), verdict(lo, hi)
+        row["items"] = len(b_items[0])
+    elif len(pairs) > 1:
+        row["std"] = float(np.std(deltas, ddof=1))
+        if len(pairs) >= 3 and (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)):
+            row["verdict"] = "better" if deltas[0] > 0 else "worse"
+        else:
+            row["verdict"] = "no detectable difference"
+    return row
 
 
 def headline_markdown(records: list[dict], name=lambda m, v: f"{m}/{v}") -> list[str]:

@@ -207,7 +207,8 @@ def _validation(shards: Path, meta: dict, tcfg: TrainConfig, data_kwargs: dict, 
             raise ValueError("validate_mentions needs validate_dictionary")
         linking = DevLinking(tcfg.validate_dictionary, tcfg.validate_mentions,
                              AutoTokenizer.from_pretrained(meta["tokenizer_dir"]),
-                             tcfg.validate_max_names, tcfg.validate_max_mentions, tcfg.seed)
+                             tcfg.validate_max_names, tcfg.validate_max_mentions, tcfg.seed,
+                             tcfg.validate_hard_names)
         log.info("dev linking: %d mentions, %d names", len(linking),
                  linking.dictionary.height)
     dev = BatchDataset(shards, **data_kwargs, split="dev") if tcfg.validate_sentences else None

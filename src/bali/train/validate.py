@@ -6,10 +6,14 @@ Every ``validate_every`` steps the loop logs three dev metrics to ``metrics.json
   :mod:`bali.evaluate.el_zeroshot`, mean pooling, cosine) of the dev mentions
   (``validate_mentions``, a BioSyn ``.concept`` or PubTator file) against a capped dictionary
   (``validate_dictionary``). The cap keeps validation cheap: at most ``validate_max_mentions``
-  dev mentions (seeded draw), and as dictionary every name of their gold concepts plus at most
-  ``validate_max_names`` other names (seeded draw). A capped dictionary has fewer distractors
-  than the full one, so dev accuracies are higher than test accuracies; they rank runs and
-  steps, they are not the reported result.
+  dev mentions (seeded draw), and as dictionary every name of their gold concepts, the
+  ``validate_hard_names`` nearest names of each dev mention by BioSyn's sparse score (TF-IDF
+  of character 1-2-grams, :func:`bali.evaluate.el_biosyn.fit_sparse`; the lexical confusers a
+  full-dictionary search meets first), and at most ``validate_max_names`` other names
+  (seeded draw). Measured on the demo: with random distractors only, dev Acc@1 rose by 4.8
+  points while the test's fell by 2.7, so the hard distractors are what makes the dev figure
+  track the test. A capped dictionary is still easier than the full one: dev figures rank
+  runs and steps, they are not the reported result.
 - ``dev_align_acc``: in-batch text->graph accuracy on ``validate_sentences`` sentences held
   out of training (:class:`bali.train.data.BatchDataset` ``split="dev"``), batches built as in
   training (masked), model in eval mode.
@@ -29,11 +33,19 @@ import torch
 MAX_LENGTH = 25  # tokens per name or mention, as ELOptions.max_length
 
 
+def hard_distractors(mentions: list[str], names: list[str], k: int) -> np.ndarray:
+    """Indices of the ``k`` best names of each mention by BioSyn's sparse score (distinct)."""
+    from bali.evaluate.el_biosyn import fit_sparse, sparse_top_k
+
+    tfidf = fit_sparse(names)
+    return np.unique(sparse_top_k(tfidf.transform(mentions), tfidf.transform(names), k, 4096))
+
+
 class DevLinking:
     """The capped dev linking task of the module docstring, tokenized once."""
 
     def __init__(self, dictionary: str | Path, mentions: str | Path, tokenizer,
-                 max_names: int, max_mentions: int, seed: int):
+                 max_names: int, max_mentions: int, seed: int, hard_names: int = 0):
         from bali.evaluate.el_zeroshot import read_dictionary, read_mentions
 
         dev = read_mentions(mentions).filter(pl.col("ids").list.len() > 0)
@@ -43,10 +55,13 @@ class DevLinking:
         names = read_dictionary(dictionary).with_row_index("row")
         gold = dev["ids"].explode().unique()
         is_gold = names["ids"].list.eval(pl.element().is_in(gold.implode())).list.any()
-        others = names.filter(~is_gold)["row"].to_numpy()
+        keep = names.filter(is_gold)["row"].to_numpy()
+        if hard_names:
+            keep = np.union1d(keep, hard_distractors(dev["mention"].to_list(),
+                                                     names["name"].to_list(), hard_names))
+        others = np.setdiff1d(names["row"].to_numpy(), keep)
         take = min(max_names, others.size)
-        keep = np.union1d(names.filter(is_gold)["row"].to_numpy(),
-                          rng.choice(others, take, replace=False) if take else [])
+        keep = np.union1d(keep, rng.choice(others, take, replace=False) if take else [])
         self.dictionary = names[keep.astype(np.int64).tolist()].drop("row")
         self.mentions = dev
         encode = lambda texts: tokenizer(texts, truncation=True, max_length=MAX_LENGTH)[  # noqa: E731
