@@ -157,7 +157,10 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
     t_run, last = time.perf_counter(), None
     with open(metrics_path, "a") as metrics:
         if check is not None and start == 0:  # the base model, for reference
-            metrics.write(json.dumps({"step": 0, **check()}) + "\n")
+            t_val = time.perf_counter()
+            row = {"step": 0, **check()}
+            metrics.write(json.dumps(row | {"validate_s": round(time.perf_counter() - t_val, 2)})
+                          + "\n")
         for step in range(start + 1, tcfg.steps + 1):
             t0, sums = time.perf_counter(), {}
             for micro in range(tcfg.grad_accum):

@@ -64,8 +64,9 @@ class DevLinking:
         keep = np.union1d(keep, rng.choice(others, take, replace=False) if take else [])
         self.dictionary = names[keep.astype(np.int64).tolist()].drop("row")
         self.mentions = dev
-        encode = lambda texts: tokenizer(texts, truncation=True, max_length=MAX_LENGTH)[  # noqa: E731
-            "input_ids"]
+        def encode(texts: list[str]) -> list[list[int]]:
+            return tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+
         self.name_ids = encode(self.dictionary["name"].to_list())
         self.mention_ids = encode(dev["mention"].to_list())
         self.pad = tokenizer.pad_token_id

