@@ -6,10 +6,10 @@ Run directory layout::
     metrics.jsonl          one JSON object per optimizer step: step, loss, mlm_loss,
                            align_loss, align_acc (in-batch text->graph retrieval accuracy),
                            lr (per parameter group), samples_per_s, elapsed_s
-    checkpoints/step_N/    backend state (model, optimizer, scheduler) + client state
-                           (step, torch RNG states); checkpoints/latest names the newest
                            (+ dev_acc1, dev_acc5, dev_align_acc, validate_s every
                            validate_every steps; a step-0 line holds the base model's)
+    checkpoints/step_N/    backend state (model, optimizer, scheduler) + client state
+                           (step, torch RNG states); checkpoints/latest names the newest
     model.safetensors      final weights of the whole BaliModel (read by ``bali export``)
     best.safetensors       weights of the step with the best dev_acc1 (+ best.json: step,
                            metrics), when validating; ``bali export --select best-dev``
@@ -216,7 +216,13 @@ def _validation(shards: Path, meta: dict, tcfg: TrainConfig, data_kwargs: dict, 
                  linking.dictionary.height)
     dev = BatchDataset(shards, **data_kwargs, split="dev") if tcfg.validate_sentences else None
     batches = [dev[i] for i in range(len(dev))] if dev is not None else []
-    return lambda: validate(backend.module, linking, batches, backend.forward)
+    module = backend.module
+    device = next(module.parameters()).device
+
+    def forward(batch: dict) -> dict:  # the bare module: no DDP/DeepSpeed collective on rank 0
+        return module({k: v.to(device) for k, v in batch.items()})
+
+    return lambda: validate(module, linking, batches, forward)
 
 
 BEST_WEIGHTS, BEST_INFO = "best.safetensors", "best.json"
