@@ -89,11 +89,11 @@ def test_alignment_learns_and_its_mutants_do_not(shards, tmp_path, monkeypatch):
     assert _final_accuracy(shards, tmp_path / "flipped")[0] < 0.3
     monkeypatch.undo()
 
-    node_vectors = BaliModel._node_vectors
+    node_vectors = BaliModel.node_vectors
 
     def detached(self, batch):
         graph, names = node_vectors(self, batch)
         return graph.detach(), names
 
-    monkeypatch.setattr(BaliModel, "_node_vectors", detached)
+    monkeypatch.setattr(BaliModel, "node_vectors", detached)
     assert _final_accuracy(shards, tmp_path / "detached")[0] < 0.3

@@ -73,11 +73,7 @@ class BaliModel(nn.Module):
         hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
         return masked_mean(hidden.last_hidden_state, attention_mask)
 
-    def node_vectors(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``g [C, d]`` for the batch's concepts."""
-        return self._node_vectors(batch)[0]
-
-    def _node_vectors(self, batch: dict[str, torch.Tensor]
+    def node_vectors(self, batch: dict[str, torch.Tensor]
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(g [C, d], x [slots, d])``: concept vectors and the slots' name vectors."""
         if self.linearized:
@@ -121,7 +117,7 @@ class BaliModel(nn.Module):
         text = self.pooling(hidden, *tok, n_entities)
         result = {"text": text}
         if self.cfg.align_weight:
-            graph, x = self._node_vectors(batch)
+            graph, x = self.node_vectors(batch)
             extra = self.neighbor_negatives(batch, x) if (  # InfoNCE over node slots only
                 self.cfg.neighbor_negatives and x is not None
                 and self.cfg.alignment == "infonce") else {}

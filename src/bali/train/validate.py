@@ -42,7 +42,8 @@ def hard_distractors(mentions: list[str], names: list[str], k: int) -> np.ndarra
 
 
 class DevLinking:
-    """The capped dev linking task of the module docstring, tokenized once."""
+    """The capped dev linking task of the module docstring, encoded as the test evaluator
+    encodes (:func:`bali.evaluate.el_zeroshot.encode`, mean pooling)."""
 
     def __init__(self, dictionary: str | Path, mentions: str | Path, tokenizer,
                  max_names: int, max_mentions: int, seed: int, hard_names: int = 0):
@@ -64,36 +65,19 @@ class DevLinking:
         keep = np.union1d(keep, rng.choice(others, take, replace=False) if take else [])
         self.dictionary = names[keep.astype(np.int64).tolist()].drop("row")
         self.mentions = dev
-        def encode(texts: list[str]) -> list[list[int]]:
-            return tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
-
-        self.name_ids = encode(self.dictionary["name"].to_list())
-        self.mention_ids = encode(dev["mention"].to_list())
-        self.pad = tokenizer.pad_token_id
+        self.tokenizer = tokenizer
 
     def __len__(self) -> int:
         return self.mentions.height
 
-    @torch.no_grad()
-    def _embed(self, model, rows: list[list[int]], batch_size: int = 256) -> torch.Tensor:
-        """Mean-pooled, L2-normalised ``model.encode`` vectors of token rows (length-sorted)."""
-        from bali.train.data import _pad
-
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        device = next(model.parameters()).device
-        out = torch.empty(len(rows), model.lm.config.hidden_size)
-        for i in range(0, len(rows), batch_size):
-            idx = order[i:i + batch_size]
-            ids, mask = _pad([np.asarray(rows[j]) for j in idx], self.pad)
-            vec = model.encode(ids.to(device), mask.to(device)).float().cpu()
-            out[torch.tensor(idx)] = torch.nn.functional.normalize(vec, dim=-1)
-        return out
-
     def __call__(self, model) -> dict[str, float]:
-        from bali.evaluate.el_zeroshot import linking_accuracy, top_k
+        from bali.evaluate.el_zeroshot import ELOptions, encode, linking_accuracy, top_k
 
-        nearest = top_k(self._embed(model, self.mention_ids), self._embed(model, self.name_ids),
-                        5, 4096)
+        # the test evaluator's own encoder: mean pooling of the LM, as the demo benchmark
+        opts, lm = ELOptions(pooling="mean", max_length=MAX_LENGTH), model.lm.base_model
+        nearest = top_k(encode(self.mentions["mention"].to_list(), lm, self.tokenizer, opts),
+                        encode(self.dictionary["name"].to_list(), lm, self.tokenizer, opts),
+                        5, opts.chunk)
         acc = linking_accuracy(self.mentions, self.dictionary, nearest)
         return {"dev_acc1": acc["acc@1"], "dev_acc5": acc["acc@5"]}
 
