@@ -21,6 +21,8 @@ Commands (one H100/H200; the first builds or loads the batch profile, see step 1
     # CPU smoke test (tiny model):
     python benchmarks/pretrain_throughput.py --model-size tiny --batch-size 8 --steps 3 \\
         --warmup 1 [--backend deepspeed]
+    # data loading alone (CPU, no model): DataLoader samples/s and pad share
+    python benchmarks/pretrain_throughput.py --data-only [--workers 2] [--bucket 64]
 
 ``--backend deepspeed`` runs as one process without a launcher: the DeepSpeedBackend sets
 ``RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511`` where they are
@@ -46,16 +48,31 @@ B=256. Copy the cache to the GPU machine (``benchmarks/out/`` is git-ignored) so
 no shared data. With neither cache nor abstracts the script falls back to a parametric profile
 from the constants in ``FALLBACK`` (measured on the 1k abstracts, see there) and says so.
 
-Step 2, synthetic batches: :class:`SyntheticBatches` is a ``bali.train.data.BatchDataset``
-whose sentences and node table come from the profile, so batches are collated by the very
-code of training (entities, unique concepts shared across sentences, star subgraphs with
-min(3, pool) sampled neighbours, distinct names per batch, BERT masking with
-``bali.model.losses.mlm.mask_tokens``); only the token ids are random (uniform over the
-ordinary WordPiece ids, fixed per sentence/name). Sentence skeletons are drawn as the training
-draws sentences (a seeded permutation, so concepts repeat across the sentences of a batch at the
-corpus' real rate); a batch larger than the corpus resamples skeletons with replacement.
+Step 2, synthetic batches: :func:`write_profile_shards` writes the profile into a temporary
+shard directory in the real format (``sentences.arrow``, ``names.arrow``, ``nodes.arrow``,
+``relations.json``, ``meta.json``, through the IPC writer of :mod:`bali.sample.tokenize`) and
+:class:`SyntheticBatches` opens it with the public ``bali.train.data.BatchDataset``
+constructor. A shard directory rather than stand-in sentence / node objects: the constructor
+(and the collation) reads memory-mapped shard files, so stand-ins would have to bypass it and
+track its private attributes, and ``--data-only`` would not measure the reads training does.
+Batches are thus collated by the very code of training (length bucketing, ``--bucket``,
+default 64 as in ``TrainConfig``; entities, unique concepts shared across sentences, star
+subgraphs with min(``--max-neighbors``, pool) sampled neighbours, distinct names per batch,
+BERT masking with ``bali.model.losses.mlm.mask_tokens``); only the token ids are random
+(uniform over the ordinary WordPiece ids, fixed per sentence/name). Sentence skeletons are drawn
+as the training draws sentences (a seeded permutation, so concepts repeat across the sentences
+of a batch at the corpus' real rate); a batch larger than the corpus resamples skeletons with
+replacement. With ``--bucket 0`` the batches are those of the earlier version of this script.
 ``--batches`` batches are generated up front, moved to the device and cycled: data loading is
-not measured.
+not measured here (see ``--data-only``).
+
+``--data-only`` (no model, CPU): ``torch.utils.data.DataLoader(BatchDataset, batch_size=None,
+num_workers=--workers)`` over ``--warmup`` untimed batches (worker start-up included) and
+``--data-batches`` timed ones; reports samples/s, batches/s, the pad share of the sentence
+tokens (pad cells / all cells of the padded ``input_ids``) of the timed batches and of the
+same batch numbers without bucketing, and ``os.getloadavg()`` before and after the timed loop.
+Issue targets: >= 3,000 samples/s with bucketing and 2 workers on the 2-core CPU box; pad
+share <= 20% with bucketing at B = 256.
 
 Step 3, model: ``--model-size base`` (BERT-base) or ``tiny`` (2 layers, hidden 128, 2 heads,
 FFN 512; CPU smoke). Random init, train mode, SDPA attention. ``--backend torch`` autocasts to
@@ -94,6 +111,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from benchlib import emit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -375,94 +393,124 @@ def load_profile(args) -> dict:
 # step 2: synthetic batches
 
 
-class _ProfileSentences:
-    """Sentence items of the profile's skeletons: random ordinary token ids between [CLS] and
-    [SEP] (fixed per item), the real mention spans and concepts."""
-
-    def __init__(self, profile: dict, order: np.ndarray, seed: int):
-        import torch
-
-        s = profile["sentences"]
-        self.torch, self.order, self.seed = torch, order, seed
-        self.length = np.asarray(s["length"])
-        self.offset = np.concatenate([[0], np.cumsum(s["mention_count"])])
-        self.start, self.end = np.asarray(s["mention_start"]), np.asarray(s["mention_end"])
-        self.node = np.asarray(s["mention_node"])
-        self.special = profile["special"]
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, i: int) -> dict:
-        j = int(self.order[i])
-        rng = np.random.default_rng([self.seed, 11, i])
-        ids = rng.integers(FIRST_WORD_ID, self.special["vocab_size"], int(self.length[j]))
-        ids[0], ids[-1] = self.special["cls"], self.special["sep"]
-        a, b = self.offset[j], self.offset[j + 1]
-        t = self.torch.as_tensor
-        return {"input_ids": t(ids), "mention_start": t(self.start[a:b]),
-                "mention_end": t(self.end[a:b]), "mention_node": t(self.node[a:b])}
+def _ids(seed: int, stream: int, key: int, length: int, special: dict) -> np.ndarray:
+    """Random ordinary token ids between [CLS] and [SEP], fixed by (seed, stream, key)."""
+    ids = np.random.default_rng([seed, stream, key]).integers(
+        FIRST_WORD_ID, special["vocab_size"], length)
+    ids[0], ids[-1] = special["cls"], special["sep"]
+    return ids
 
 
-class _ProfileNodes:
-    """The ``NodeTable`` interface that ``BatchDataset`` uses, backed by the profile."""
+def write_profile_shards(profile: dict, order: np.ndarray, out: Path, seed: int) -> Path:
+    """A shard directory (the format of ``bali.sample.tokenize``, written by its writer) of
+    the profile: sentence row ``i`` is skeleton ``order[i]``, with token ids drawn by
+    (seed, 11, i); name ``k`` has ids drawn by (seed, 13, k); node ``v`` is cui ``N<v>``."""
+    from bali.sample.tokenize import (
+        BATCH_ROWS,
+        FORMAT,
+        NAMES_SCHEMA,
+        NODES_SCHEMA,
+        SENTENCES_SCHEMA,
+        _list_array,
+        _write_ipc,
+    )
 
-    def __init__(self, profile: dict, seed: int):
-        n = profile["nodes"]
-        self.pool_off = np.concatenate([[0], np.cumsum(n["pool_count"])])
-        self.pool = np.asarray(n["pool_nodes"], dtype=np.int32)
-        self.rel = np.asarray(n["pool_relations"], dtype=np.int32)
-        self.name_off = np.concatenate([[0], np.cumsum(n["name_count"])])
-        self.names = np.asarray(n["name_ids"], dtype=np.int32)
-        self.name_length = np.asarray(profile["names"]["length"])
-        self.special, self.seed = profile["special"], seed
+    def lists(counts, values) -> pa.ListArray:
+        return _list_array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]),
+                           np.asarray(values, dtype=np.int64))
 
-    def neighbors(self, node: int) -> tuple[np.ndarray, np.ndarray]:
-        a, b = self.pool_off[node], self.pool_off[node + 1]
-        return self.pool[a:b], self.rel[a:b]
+    def record_batches(schema, columns: list, rows: int):
+        """``columns``: callables (a, b) -> the Arrow array of rows a..b-1."""
+        for a in range(0, rows, BATCH_ROWS):
+            b = min(a + BATCH_ROWS, rows)
+            yield pa.record_batch([col(a, b) for col in columns], schema=schema)
 
-    def name_ids(self, node: int) -> np.ndarray:
-        return self.names[self.name_off[node]:self.name_off[node + 1]]
+    sp, s, nd = profile["special"], profile["sentences"], profile["nodes"]
+    out.mkdir(parents=True, exist_ok=True)
+    length = np.asarray(s["length"])[order]
+    m_count = np.asarray(s["mention_count"])
+    m_off = np.concatenate([[0], np.cumsum(m_count)])
+    rows = [np.arange(m_off[j], m_off[j + 1]) for j in order.tolist()]
+    m_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    sent_ids = np.concatenate([_ids(seed, 11, i, int(n), sp) for i, n in enumerate(length)])
+    sent_off = np.concatenate([[0], np.cumsum(length)])
+    m_cnt = m_count[order]
+    m_start, m_end = np.asarray(s["mention_start"])[m_rows], np.asarray(s["mention_end"])[m_rows]
+    m_node = np.asarray(s["mention_node"])[m_rows]
+    m_base = np.concatenate([[0], np.cumsum(m_cnt)])
 
-    def name_input_ids(self, name_id: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, 13, name_id])
-        ids = rng.integers(FIRST_WORD_ID, self.special["vocab_size"], self.name_length[name_id])
-        ids[0], ids[-1] = self.special["cls"], self.special["sep"]
-        return ids
+    def sentence_part(values, base, counts):
+        return lambda a, b: lists(counts[a:b], values[base[a]:base[b]])
+
+    _write_ipc(out / "sentences.arrow", SENTENCES_SCHEMA, record_batches(SENTENCES_SCHEMA, [
+        lambda a, b: pa.array([f"s{i}" for i in range(a, b)], pa.string()),
+        lambda a, b: pa.array(np.zeros(b - a, np.int32)),
+        sentence_part(sent_ids, sent_off, length),
+        sentence_part(m_start, m_base, m_cnt), sentence_part(m_end, m_base, m_cnt),
+        sentence_part(m_node, m_base, m_cnt)], len(order)))
+    pool_count, name_count = np.asarray(nd["pool_count"]), np.asarray(nd["name_count"])
+    pool_off = np.concatenate([[0], np.cumsum(pool_count)])
+    name_off = np.concatenate([[0], np.cumsum(name_count)])
+    pool_nodes, pool_rel = np.asarray(nd["pool_nodes"]), np.asarray(nd["pool_relations"])
+    node_names = np.asarray(nd["name_ids"])
+    _write_ipc(out / "nodes.arrow", NODES_SCHEMA, record_batches(NODES_SCHEMA, [
+        lambda a, b: pa.array([f"N{v}" for v in range(a, b)], pa.string()),
+        sentence_part(node_names, name_off, name_count),
+        sentence_part(pool_nodes, pool_off, pool_count),
+        sentence_part(pool_rel, pool_off, pool_count)], len(pool_count)))
+    name_len = np.asarray(profile["names"]["length"])
+    name_ids = np.concatenate([_ids(seed, 13, k, int(n), sp) for k, n in enumerate(name_len)])
+    name_tok_off = np.concatenate([[0], np.cumsum(name_len)])
+    _write_ipc(out / "names.arrow", NAMES_SCHEMA, record_batches(NAMES_SCHEMA, [
+        lambda a, b: pa.array(np.arange(a, b, dtype=np.int32)),
+        sentence_part(name_ids, name_tok_off, name_len)], len(name_len)))
+    (out / "relations.json").write_text(json.dumps(
+        [f"out:r{i}" for i in range(profile["num_relations"])]))
+    (out / "meta.json").write_text(json.dumps({
+        "format": FORMAT, "tokenizer": "synthetic (benchmarks/pretrain_throughput.py)",
+        "vocab_size": sp["vocab_size"], "pad_token_id": sp["pad"], "cls_token_id": sp["cls"],
+        "sep_token_id": sp["sep"], "mask_token_id": sp["mask"],
+        "counts": {"sentences": len(order), "nodes": len(pool_count),
+                   "names": len(name_len)}}, indent=2))
+    return out
 
 
 class SyntheticBatches:
-    """Batches in the exact format of ``bali.train.data.BatchDataset``, collated by its own
-    ``__getitem__`` over the profile's sentence and node skeletons."""
+    """``bali.train.data.BatchDataset`` over the profile written as a temporary shard
+    directory (:func:`write_profile_shards`): batches are collated by the code of training,
+    from memory-mapped shards, through its public constructor. Use as a context manager (or
+    call :meth:`close`) to remove the directory."""
 
     def __init__(self, profile: dict, batch_size: int, seed: int = 0, max_neighbors: int = 3,
-                 mlm_probability: float = 0.15, num_batches: int = 4):
+                 mlm_probability: float = 0.15, num_batches: int = 4, bucket: int = 0):
         from bali.train.data import BatchDataset, SpecialIds
 
         n = len(profile["sentences"]["length"])
         rng = np.random.default_rng([seed, 5])
         # a batch larger than the corpus draws skeletons with replacement
         order = np.arange(n) if batch_size <= n else rng.integers(0, n, batch_size * num_batches)
-        ds = BatchDataset.__new__(BatchDataset)  # its __init__ would open shards
-        ds.sentences = _ProfileSentences(profile, order, seed)
-        ds.nodes = _ProfileNodes(profile, seed)
-        ds.special = SpecialIds(**profile["special"])
-        ds.batch_size, ds.seed = batch_size, seed
-        ds.max_neighbors, ds.mlm_probability, ds.mask_tokens = max_neighbors, mlm_probability, True
-        ds.linearize, ds.relation_ids, ds.linear_max_length = None, None, 128
-        ds.rank, ds.world = 0, 1
-        ds.mask_mentions, ds.split = False, "train"  # bali's defaults
-        ds.pool = np.arange(len(ds.sentences))
-        ds._perm_epoch, ds._perm = None, None
-        ds.per_epoch = len(ds.sentences) // batch_size
-        ds.num_batches = num_batches
-        self.dataset = ds
+        self._tmp = tempfile.TemporaryDirectory(prefix="bali-synthetic-shards-")
+        self.shards = write_profile_shards(profile, order, Path(self._tmp.name) / "shards",
+                                           seed)
+        self.dataset = BatchDataset(self.shards, SpecialIds(**profile["special"]), batch_size,
+                                    seed, max_neighbors, mlm_probability, mask_tokens=True,
+                                    mask_mentions=False,  # bali's default
+                                    num_batches=num_batches, bucket=bucket)
 
     def __len__(self) -> int:
-        return self.dataset.num_batches
+        return len(self.dataset)
 
     def __getitem__(self, n: int) -> dict:
         return self.dataset[n]
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def __enter__(self) -> SyntheticBatches:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,6 +563,94 @@ def make_backend(name: str, model, batch_size: int, total_steps: int, bf16: bool
     return BACKENDS[name](model, cfg)
 
 
+def padding_share(dataset, batches) -> float:
+    """Pad share of the padded ``input_ids`` of train batches ``batches`` of a BatchDataset
+    (rank 0 of 1), from the sentence lengths alone: sum(B * width - tokens) / sum(B * width)."""
+    from bali.train.data import sentence_lengths
+
+    lengths = sentence_lengths(dataset.sentences.out_dir)
+    cells = tokens = 0
+    for n in batches:
+        ln = lengths[dataset.indices(n)]
+        cells += len(ln) * max(int(ln.max()), 1)
+        tokens += int(ln.sum())
+    return 1 - tokens / cells
+
+
+def measure_loading(dataset, workers: int, warmup: int, batches: int) -> dict:
+    """Batches/s that ``DataLoader(dataset, batch_size=None, num_workers=workers)`` delivers
+    (no model): ``warmup`` batches untimed (worker start-up included), then ``batches`` timed;
+    the pad share measured on the timed batches' attention masks."""
+    import torch
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers)
+    t_start = time.perf_counter()
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    warm_s = time.perf_counter() - t_start
+    load_before = os.getloadavg()
+    samples = pad = cells = 0
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        mask = next(it)["attention_mask"]
+        samples += mask.shape[0]
+        pad += int((~mask).sum())
+        cells += mask.numel()
+    seconds = time.perf_counter() - t0
+    load_after = os.getloadavg()
+    del it
+    return {"seconds": seconds, "samples": samples, "warmup_s": warm_s,
+            "pad_share": pad / cells, "load_before": load_before, "load_after": load_after}
+
+
+def data_only(args, profile: dict) -> int:
+    """``--data-only``: samples/s of the DataLoader alone, pad share with and without
+    bucketing, load average."""
+    import torch
+
+    total = args.warmup + args.data_batches
+    with SyntheticBatches(profile, args.batch_size, seed=args.seed, num_batches=total,
+                          max_neighbors=args.max_neighbors, bucket=args.bucket) as data:
+        ds = data.dataset
+        m = measure_loading(ds, args.workers, args.warmup, args.data_batches)
+        timed = range(args.warmup, total)
+        with SyntheticBatches(profile, args.batch_size, seed=args.seed, num_batches=total,
+                              max_neighbors=args.max_neighbors, bucket=0) as plain:
+            pad0 = padding_share(plain.dataset, timed)
+        pad_k = padding_share(ds, timed)
+        assert abs(pad_k - m["pad_share"]) < 1e-9, (pad_k, m["pad_share"])  # the same batches
+        result = {
+            "mode": "data-only",
+            "device": f"CPU ({os.cpu_count()} cores; torch {torch.get_num_threads()} threads "
+                      "in the main process)",
+            "workers": args.workers,
+            "bucket": args.bucket,
+            "batch_size": args.batch_size,
+            "max_neighbors": args.max_neighbors,
+            "batches": args.data_batches,
+            "warmup": args.warmup,
+            "sentences": len(ds.sentences),
+            "batches_per_epoch": ds.per_epoch,
+            "seconds": round(m["seconds"], 3),
+            "warmup_s": round(m["warmup_s"], 2),
+            "samples_per_s": round(m["samples"] / m["seconds"], 1),
+            "batches_per_s": round(args.data_batches / m["seconds"], 2),
+            "pad_share": round(m["pad_share"], 4),
+            "pad_share_bucket0": round(pad0, 4),
+            "loadavg_before": [round(x, 2) for x in m["load_before"]],
+            "loadavg_after": [round(x, 2) for x in m["load_after"]],
+            "loadavg": f"{m['load_before'][0]:.2f} -> {m['load_after'][0]:.2f}",
+            "profile": "fallback" if profile["fallback"] else str(args.profile_cache),
+        }
+    emit(result, {"device": "device", "workers": "workers", "bucket": "bucket",
+                  "batch_size": "batch", "samples_per_s": "samples/s",
+                  "batches_per_s": "batches/s", "pad_share": "pad share",
+                  "pad_share_bucket0": "pad share (bucket 0)",
+                  "loadavg": "load avg (1 min, before -> after)"}, args.json)
+    return 0
+
+
 def measure(backend, batches: list[dict], steps: int, warmup: int) -> tuple[float, float]:
     """Seconds of ``steps`` optimizer steps after ``warmup`` ones; the last loss."""
     import torch
@@ -565,7 +701,8 @@ def parse_args(argv: list[str] | None):
                         "smoke test)")
     parser.add_argument("--batch-size", type=int, default=256, help="sentences per step")
     parser.add_argument("--steps", type=int, default=50, help="timed optimizer steps")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps before timing")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help="untimed steps (--data-only: batches) before timing")
     parser.add_argument("--batches", type=int, default=4,
                         help="distinct synthetic batches generated up front and cycled")
     parser.add_argument("--fp32", action="store_true",
@@ -581,12 +718,26 @@ def parse_args(argv: list[str] | None):
                         help="measure the profile again even if the cache exists")
     parser.add_argument("--profile-only", action="store_true",
                         help="build/load the profile, print its summary and exit")
+    parser.add_argument("--bucket", type=int, default=64,
+                        help="BatchDataset length bucketing (windows of bucket x batch "
+                        "sentences sorted by length; TrainConfig.bucket); 0 = none")
+    parser.add_argument("--data-only", action="store_true",
+                        help="measure the DataLoader alone (no model): samples/s, pad share "
+                        "with and without bucketing, load average")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="--data-only: DataLoader worker processes")
+    parser.add_argument("--data-batches", type=int, default=200,
+                        help="--data-only: timed batches (after --warmup untimed ones)")
+    parser.add_argument("--max-neighbors", type=int, default=3,
+                        help="neighbours sampled per concept (the paper: 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="append the result as a JSON line here")
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.batches < 1:
         parser.error("need --steps >= 1, --warmup >= 0, --batch-size >= 1, --batches >= 1")
+    if args.bucket < 0 or args.workers < 0 or args.data_batches < 1:
+        parser.error("need --bucket >= 0, --workers >= 0, --data-batches >= 1")
     return args
 
 
@@ -598,13 +749,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"fallback": profile["fallback"], "summary": summary,
                           "reference_batches": profile.get("reference_batches")}, indent=1))
         return 0
+    if args.data_only:
+        return data_only(args, profile)
 
     import torch
 
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    data = SyntheticBatches(profile, args.batch_size, seed=args.seed, num_batches=args.batches)
-    cpu_batches = [data[i] for i in range(len(data))]
+    with SyntheticBatches(profile, args.batch_size, seed=args.seed, num_batches=args.batches,
+                          max_neighbors=args.max_neighbors, bucket=args.bucket) as data:
+        cpu_batches = [data[i] for i in range(len(data))]
     gen_s = time.perf_counter() - t0
     per_batch = [batch_stats(b) for b in cpu_batches]
     stats = _mean_stats(per_batch)
@@ -638,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model_size,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
         "batch_size": args.batch_size,
+        "bucket": args.bucket,
         "steps": args.steps,
         "warmup": args.warmup,
         "seconds": round(seconds, 3),
@@ -663,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"batch (mean of {len(batches)}): {json.dumps(stats)}", file=sys.stderr)
     emit(result, {"device": "device", "backend": "backend", "dtype": "dtype", "model": "model",
-                  "batch_size": "batch", "samples_per_s": "samples/s",
+                  "batch_size": "batch", "bucket": "bucket", "samples_per_s": "samples/s",
                   "tokens_per_s": "tokens/s", "step_ms": "step ms",
                   "peak_gpu_gib": "peak GPU GiB", "tflops": "TFLOP/s", "mfu": "MFU",
                   "mfu_padded": "MFU (padded)", "pad_efficiency": "non-pad share"}, args.json)

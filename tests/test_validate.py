@@ -104,7 +104,7 @@ def test_validation_with_held_out_sentences_and_best_dev_export(setup, tmp_path,
 
 def test_best_dev_needs_validation_and_resume_forgets_later_best(setup, tmp_path, dev_files):
     from bali.io import BaliInputError
-    from bali.train.loop import _forget_best_after
+    from bali.train.checkpoint import forget_best_after
 
     shards, model_dir = setup
     mcfg, tcfg = _configs(model_dir, steps=3)
@@ -114,9 +114,9 @@ def test_best_dev_needs_validation_and_resume_forgets_later_best(setup, tmp_path
     run = tmp_path / "plain"
     (run / "best.json").write_text(json.dumps({"step": 3, "dev_acc1": 0.5}))
     (run / "best.safetensors").write_bytes(b"x")
-    _forget_best_after(run, 3)
+    forget_best_after(run, 3)
     assert (run / "best.json").exists()
-    _forget_best_after(run, 2)  # resumed from step 2: a best of step 3 is gone
+    forget_best_after(run, 2)  # resumed from step 2: a best of step 3 is gone
     assert not (run / "best.json").exists() and not (run / "best.safetensors").exists()
 
 

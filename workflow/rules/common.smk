@@ -156,13 +156,12 @@ def pretrain_gpus(wildcards):
 
 
 def pretrain_program(wildcards):
-    """`bali`, or bali under the deepspeed/torchrun launcher for several GPUs."""
-    options = pretrain_options(config, wildcards.model, wildcards.variant)
-    gpus = options["gpus"]
+    """`bali`, or bali under torchrun for several GPUs (both backends: DeepSpeed initialises
+    from torchrun's environment; --standalone picks a free rendezvous port, so jobs that
+    share a node never collide, and CUDA_VISIBLE_DEVICES from SLURM is left alone)."""
+    gpus = pretrain_options(config, wildcards.model, wildcards.variant)["gpus"]
     if gpus <= 1:
         return "bali"
-    if options["backend"] == "deepspeed":
-        return f"deepspeed --num_gpus {gpus} $(command -v bali)"
     return f"torchrun --standalone --nproc_per_node {gpus} $(command -v bali)"
 
 

@@ -22,10 +22,12 @@ for _bench, _spec in config["evaluate"]["benchmarks"].items():
         resources:
             mem_mb=16000,
             runtime=240,
+            # GPUs of the job (sbatch --gpus=N); on SLURM, profiles/slurm/partitions.yaml
+            # sends the job to the GPU partition when it asks for any, else to the CPU one
             gpu=config["evaluate"]["gpus"],
         conda:
             "../../envs/bali.yaml"
         shell:
             "OMP_NUM_THREADS={threads} bali evaluate {params.command} --model {params.model} "
-            "--out {output.result} "            "--seed {wildcards.seed} --label model={wildcards.model} "
+            "--out {output.result} --seed {wildcards.seed} --label model={wildcards.model} "
             "--label variant={wildcards.variant} {params.args} > {log} 2>&1"

@@ -27,7 +27,7 @@ rule pretrain:
         runtime=1440,
         gpu=pretrain_gpus,
     conda:
-        "../../envs/bali.yaml"
+        "../../envs/bali-gpu.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {params.program} pretrain --shards {params.shards} "
         "--run-dir {params.run_dir} --resume --no-progress {params.args} > {log} 2>&1"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bali import distributed as dist
 from bali.model.graph import GRAPH_ENCODERS, make_graph_encoder
 from bali.model.losses import make_alignment_loss, total_loss
 from bali.model.losses.mlm import mlm_loss
@@ -82,13 +83,33 @@ class BaliModel(nn.Module):
         x = names[batch["slot_name"]]
         return self.graph(x, batch["edge_index"], batch["edge_type"], batch["centre"]), x
 
-    def neighbor_negatives(self, batch: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Hard negatives: the neighbour slots' name vectors, never of the entity's concept."""
+    def neighbor_negatives(self, batch: dict, x: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard negatives: ``(vectors [K, d], node ids [K])`` of the neighbour slots' names."""
         is_neighbor = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         is_neighbor[batch["centre"]] = False
-        node = batch["slot_node"][is_neighbor]
-        own = batch["concept_nodes"][batch["entity_target"]]
-        return {"negatives": x[is_neighbor], "allowed": own[:, None] != node[None, :]}
+        return x[is_neighbor], batch["slot_node"][is_neighbor]
+
+    def align_loss(self, text: torch.Tensor, graph: torch.Tensor, batch: dict,
+                   x: torch.Tensor | None) -> torch.Tensor:
+        """L_align of the batch; InfoNCE with ``align_gather`` in a multi-process training
+        run compares every entity with the concept rows and neighbour names of all ranks
+        (positives and allowed negatives by concept id, :mod:`bali.distributed`)."""
+        target = batch["entity_target"]
+        infonce = self.cfg.alignment == "infonce"
+        neighbors = self.neighbor_negatives(batch, x) if (  # InfoNCE over node slots only
+            infonce and self.cfg.neighbor_negatives and x is not None) else None
+        if not (infonce and self.cfg.align_gather and self.training and dist.world() > 1):
+            extra = {} if neighbors is None else {
+                "negatives": neighbors[0],
+                "allowed": batch["concept_nodes"][target][:, None] != neighbors[1][None, :]}
+            return self.alignment(text, graph, target, **extra)
+        own = dist.gather_rows(batch["concept_nodes"][target])
+        positive = own[:, None] == dist.gather_rows(batch["concept_nodes"])[None, :]
+        extra = {} if neighbors is None else {
+            "negatives": dist.gather_rows(neighbors[0]),
+            "allowed": own[:, None] != dist.gather_rows(neighbors[1])[None, :]}
+        return self.alignment(dist.gather_rows(text), dist.gather_rows(graph), positive, **extra)
 
     def mlm_head(self) -> nn.Module | None:
         """The checkpoint's position-wise MLM head (BERT ``cls``, RoBERTa ``lm_head``)."""
@@ -118,10 +139,7 @@ class BaliModel(nn.Module):
         result = {"text": text}
         if self.cfg.align_weight:
             graph, x = self.node_vectors(batch)
-            extra = self.neighbor_negatives(batch, x) if (  # InfoNCE over node slots only
-                self.cfg.neighbor_negatives and x is not None
-                and self.cfg.alignment == "infonce") else {}
-            losses["align_loss"] = self.alignment(text, graph, batch["entity_target"], **extra)
+            losses["align_loss"] = self.align_loss(text, graph, batch, x)
             with torch.no_grad():
                 sim = nn.functional.normalize(text.float(), dim=-1) @ nn.functional.normalize(
                     graph.float(), dim=-1).T

@@ -10,13 +10,23 @@ from bali.config import add_options, options_from_args
 
 
 def _pretrain(args: argparse.Namespace) -> None:
+    import os
+
+    from bali import distributed as dist
     from bali.train.config import ModelConfig, TrainConfig
     from bali.train.loop import pretrain
 
+    if args.local_rank is not None:  # the deepspeed launcher's flag; torchrun sets the env
+        os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     summary = pretrain(args.shards, args.run_dir, options_from_args(ModelConfig, args),
                        options_from_args(TrainConfig, args), resume=args.resume,
                        progress=not args.no_progress)
-    print(json.dumps(summary))
+    if dist.rank() == 0:
+        print(json.dumps(summary))
+    if dist.initialized():
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -32,11 +42,15 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     pre = stages.add_parser(
         "pretrain", help="BALI pretraining (MLM + graph alignment), torch or DeepSpeed",
         description="Pretrain the LM on the training shards. Writes config.json, "
-        "metrics.jsonl, checkpoints/, model.safetensors and curves.png into --run-dir.")
+        "metrics.jsonl, checkpoints/, model.safetensors and curves.png into --run-dir. "
+        "Several processes: torchrun --standalone --nproc_per_node N $(command -v bali) "
+        "pretrain ... (both backends).")
     pre.add_argument("--shards", required=True, type=Path, help="directory of bali tokenize")
     pre.add_argument("--run-dir", required=True, type=Path)
     pre.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     pre.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pre.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                     help="set by the deepspeed launcher (torchrun sets LOCAL_RANK instead)")
     add_options(pre, ModelConfig)
     add_options(pre, TrainConfig)
     pre.set_defaults(func=_pretrain)

@@ -37,6 +37,9 @@ class ModelConfig:
     neighbor_negatives: bool = field(default=True, metadata={
         "help": "InfoNCE: the name vectors of the batch's graph neighbours are extra "
         "text->graph negatives (hard negatives; not in the paper; infonce with a GNN only)"})
+    align_gather: bool = field(default=True, metadata={
+        "help": "InfoNCE under data parallelism: all-gather text and graph vectors across "
+        "ranks (with gradient), so negatives span the global batch; no effect in one process"})
     gnn_skip: bool = field(default=True, metadata={
         "help": "g = centre input + zero-initialised GNN branch, so alignment starts from the "
         "centre's name vector (gat, sage); off = the paper's GNN output"})
@@ -60,9 +63,18 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps warming up"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
     seed: int = field(default=0, metadata={"help": "the run's one seed"})
-    checkpoint_every: int = field(default=100, metadata={"help": "checkpoint interval"})
+    checkpoint_every: int = field(default=100, metadata={
+        "help": "checkpoint interval (validation steps and the last step checkpoint too)"})
+    keep_last: int = field(default=2, metadata={
+        "help": "checkpoints kept: the newest keep_last (and the best-dev step's)"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    bucket: int = field(default=64, metadata={
+        "help": "length bucketing: each epoch's shuffled sentences are cut into windows of "
+        "bucket x batch_size, sorted by length within a window, batched, and the batches "
+        "shuffled (seeded); 0 = no bucketing"})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast on GPU (ignored on CPU)"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the LM encoder (dynamic shapes; worth it on GPU)"})
     deepspeed_config: str = field(default="config/deepspeed/zero2.json", metadata={
         "help": "DeepSpeed JSON (ZeRO-2); batch, accumulation and clipping come from here"})
     validate_every: int = field(default=0, metadata={

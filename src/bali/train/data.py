@@ -1,13 +1,25 @@
 """Training batches from the shards: masked sentences, entities, and star subgraphs.
 
-Batch ``n`` of the run holds sentences ``perm_e[j*B:(j+1)*B]`` of epoch ``e = n // J``
-(``J`` batches per epoch, ``perm_e`` a permutation seeded by (seed, e), last partial batch
-dropped; ``perm_e`` permutes the *train* split: ``dev_sentences`` sentences drawn by a seeded
-generator are held out for validation, ``split="dev"`` serves them in order). Under data
-parallelism rank ``r`` of ``w`` takes global batches ``n*w + r``. Every
-random choice of the batch (MLM masking, neighbour sampling, which name of a
-node) is drawn from a generator seeded by (seed, n), so a batch is the same whatever the
-number of DataLoader workers and a resumed run sees exactly the batches it would have seen.
+Batch ``n`` of the run holds the sentences of batch ``j = n mod J`` of epoch ``e = n // J``
+(``J = |pool| // B`` batches per epoch, ``B`` the batch size; ``pool`` is the *train* split:
+``dev_sentences`` sentences drawn by a seeded generator are held out for validation,
+``split="dev"`` serves them in order, ``pool[j*B:(j+1)*B]``). With ``p_e`` the permutation of
+``pool`` seeded by (seed, e) and its first ``J*B`` sentences kept (the last partial batch is
+dropped)::
+
+    bucket = 0:  batch j = p_e[j*B:(j+1)*B]
+    bucket = k:  s_e = p_e with each window s_e[i*k*B:(i+1)*k*B] stably sorted by length
+                 (tokens of input_ids; the last window is shorter, a multiple of B),
+                 batch j = s_e[q_e[j]*B:(q_e[j]+1)*B], q_e a permutation of J seeded by
+                 (seed, 7, e)
+
+so each epoch still sees every kept sentence once, batches hold sentences of similar length
+(little padding), and the order of the batches stays random. Under data parallelism rank ``r``
+of ``w`` takes global batches ``n*w + r``. Every random choice of the batch (MLM masking,
+neighbour sampling, which name of a node) is drawn from a generator seeded by (seed, n), so a
+batch is the same whatever the number of DataLoader workers and a resumed run sees exactly the
+batches it would have seen: an epoch's batch list is a pure function of (seed, e, pool, lengths),
+computed once per epoch and process.
 
 An *entity* is one (sentence, concept) pair; its mentions pool together. The concepts of
 the batch are unique (``concepts``): a concept mentioned by several sentences has one star
@@ -20,8 +32,11 @@ distinct name is encoded once per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.ipc
 import torch
 
 from bali.sample.tokenize import NodeTable, ShardDataset
@@ -36,15 +51,77 @@ class SpecialIds:
     vocab_size: int
 
 
-def _pad(rows: list[np.ndarray], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad int rows -> (ids [N, L] long, mask [N, L] bool)."""
-    width = max((len(r) for r in rows), default=1) or 1
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.as_tensor(np.asarray(r, dtype=np.int64))
-        mask[i, : len(r)] = True
-    return ids, mask
+class _Lists:
+    """The int list columns of a shard's Arrow IPC file, memory-mapped on first use in each
+    process (pickles as its path, like the readers of :mod:`bali.sample.tokenize`); rows are
+    gathered by index arrays, without a lookup per row."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._batches: list[pa.RecordBatch] | None = None
+        self._cols: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self._batches, self._cols = state["path"], None, {}
+
+    def _column(self, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(offsets, values) of the column in each record batch: views into the mapped file."""
+        if self._batches is None:
+            reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
+            self._batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+            self._starts = np.cumsum([0] + [b.num_rows for b in self._batches])
+        if name not in self._cols:
+            self._cols[name] = [(b.column(name).offsets.to_numpy(),
+                                 b.column(name).values.to_numpy()) for b in self._batches]
+        return self._cols[name]
+
+    def lengths(self, name: str) -> np.ndarray:
+        """Length of every row (int64), from the list offsets alone (values are not read)."""
+        parts = [np.diff(off) for off, _ in self._column(name)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def rows(self, name: str, idx) -> list[np.ndarray]:
+        """Rows ``idx`` of the column: read-only views, in the order of ``idx``."""
+        cols = self._column(name)
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size and not 0 <= idx.min() <= idx.max() < self._starts[-1]:
+            raise IndexError(f"{self.path.name}: rows out of range [0, {self._starts[-1]})")
+        k = np.searchsorted(self._starts, idx, side="right") - 1
+        local = idx - self._starts[k]
+        lo, hi = np.empty_like(local), np.empty_like(local)
+        for kk in np.unique(k).tolist():
+            sel = k == kk
+            off = cols[kk][0]
+            lo[sel], hi[sel] = off[local[sel]], off[local[sel] + 1]
+        return [cols[kk][1][a:b] for kk, a, b in zip(k.tolist(), lo.tolist(), hi.tolist(),
+                                                     strict=True)]
+
+    def gather(self, name: str, idx) -> tuple[np.ndarray, np.ndarray]:
+        """(length of each row, the rows concatenated as int64) of rows ``idx``."""
+        rows = self.rows(name, idx)
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        flat = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+        return lengths, flat
+
+
+def sentence_lengths(shards) -> np.ndarray:
+    """Tokens of ``input_ids`` of every sentence of a shard directory (int64, row order),
+    from the list offsets of the memory-mapped ``sentences.arrow`` (token ids are not read)."""
+    return _Lists(Path(shards) / "sentences.arrow").lengths("input_ids")
+
+
+def _pad(rows: list, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad int rows -> (ids [N, L] long, mask [N, L] bool); L = longest row, at least 1."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max(initial=0)) or 1
+    mask = np.arange(width) < lengths[:, None]
+    ids = np.full((len(rows), width), pad, dtype=np.int64)
+    if len(rows):
+        ids[mask] = np.concatenate(rows)  # row-major: row after row
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 class BatchDataset(torch.utils.data.Dataset):
@@ -55,9 +132,12 @@ class BatchDataset(torch.utils.data.Dataset):
                  mask_mentions: bool = True,
                  linearize=None, relation_ids: list[np.ndarray] | None = None,
                  linear_max_length: int = 128, num_batches: int | None = None,
-                 rank: int = 0, world: int = 1, dev_sentences: int = 0, split: str = "train"):
-        self.sentences = ShardDataset(shards)
+                 rank: int = 0, world: int = 1, dev_sentences: int = 0, split: str = "train",
+                 bucket: int = 0):
+        self.sentences = ShardDataset(shards)  # checks the files; the readers below gather
         self.nodes = NodeTable(shards)
+        shards = Path(shards)
+        self._rows = {f: _Lists(shards / f"{f}.arrow") for f in ("sentences", "nodes", "names")}
         self.special, self.batch_size, self.seed = special, batch_size, seed
         self.max_neighbors, self.mlm_probability = max_neighbors, mlm_probability
         self.mask_tokens, self.mask_mentions = mask_tokens, mask_mentions
@@ -71,7 +151,28 @@ class BatchDataset(torch.utils.data.Dataset):
             raise ValueError(f"{shards}: {len(self.pool)} {split} sentences < batch size "
                              f"{batch_size}")
         self.num_batches = num_batches if num_batches is not None else self.per_epoch
-        self._perm_epoch, self._perm = None, None
+        if bucket < 0:
+            raise ValueError(f"bucket must be >= 0, not {bucket}")
+        self.bucket = bucket if split == "train" else 0  # the dev split stays in order
+        self.lengths = self._rows["sentences"].lengths("input_ids")[self.pool] \
+            if self.bucket else None  # tokens per pool sentence, from the list offsets
+        self._epoch, self._batches = None, None
+
+    @classmethod
+    def from_configs(cls, shards, mcfg, tcfg, special: SpecialIds, *, split: str = "train",
+                     rank: int = 0, world: int = 1, linearize=None,
+                     relation_ids: list[np.ndarray] | None = None) -> BatchDataset:
+        """The dataset of a run (``bali.train.config.ModelConfig`` / ``TrainConfig``):
+        ``tcfg.steps * tcfg.grad_accum`` train batches, or every dev batch."""
+        return cls(shards, special, batch_size=tcfg.batch_size, seed=tcfg.seed,
+                   max_neighbors=mcfg.max_neighbors, mlm_probability=mcfg.mlm_probability,
+                   mask_tokens=mcfg.mlm_weight > 0, mask_mentions=mcfg.mask_mentions,
+                   linearize=linearize, relation_ids=relation_ids,
+                   linear_max_length=mcfg.linear_max_length,
+                   num_batches=tcfg.steps * tcfg.grad_accum if split == "train" else None,
+                   rank=rank, world=world,
+                   dev_sentences=tcfg.validate_sentences if tcfg.validate_every else 0,
+                   split=split, bucket=tcfg.bucket)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -86,29 +187,50 @@ class BatchDataset(torch.utils.data.Dataset):
             if dev else np.empty(0, dtype=np.int64)
         return {"train": np.setdiff1d(np.arange(n), held), "dev": held}
 
+    def epoch_batches(self, epoch: int) -> np.ndarray:
+        """Sentence indices of every train batch of ``epoch``, shape [J, B] (see the module
+        docstring)."""
+        b, kept = self.batch_size, self.per_epoch * self.batch_size
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pool))[:kept]
+        if self.bucket:
+            length, width = self.lengths[order], self.bucket * b
+            for w0 in range(0, kept, width):
+                window = order[w0:w0 + width]
+                order[w0:w0 + width] = window[np.argsort(length[w0:w0 + width],
+                                                         kind="stable")]
+        batches = self.pool[order].reshape(self.per_epoch, b)
+        if self.bucket:
+            batches = batches[np.random.default_rng([self.seed, 7, epoch]).permutation(
+                self.per_epoch)]
+        return batches
+
     def indices(self, n: int) -> np.ndarray:
         """Sentence indices of batch ``n``: the dev split in order, train shuffled per epoch."""
         epoch, j = divmod(n, self.per_epoch)
         if self.split == "dev":
             return self.pool[j * self.batch_size:(j + 1) * self.batch_size]
-        if self._perm_epoch != epoch:  # one permutation per epoch, not per batch
-            self._perm = self.pool[np.random.default_rng([self.seed, epoch]).permutation(
-                len(self.pool))]
-            self._perm_epoch = epoch
-        return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
+        if self._epoch != epoch:  # one batch list per epoch, not per batch
+            self._batches, self._epoch = self.epoch_batches(epoch), epoch
+        return self._batches[j]
+
+    def _global(self, n: int) -> tuple[int, int]:
+        """(global batch, random stream) of this rank's batch ``n``: train batch ``n`` of rank
+        ``r`` is global batch ``n*w + r``; the dev batches are the same on every rank."""
+        return (n, 2_000_003) if self.split == "dev" else (n * self.world + self.rank, 1_000_003)
+
+    def sentence_indices(self, n: int) -> np.ndarray:
+        """Sentence indices of this rank's batch ``n``."""
+        return self.indices(self._global(n)[0])
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
-        g = n * self.world + self.rank  # this rank's share of the global batch sequence
-        stream = 1_000_003
-        if self.split == "dev":  # the same dev batches on every rank, from their own stream
-            g, stream = n, 2_000_003
+        g, stream = self._global(n)
         rng = np.random.default_rng([self.seed, stream, g])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        items = [self.sentences[int(i)] for i in self.indices(g)]
+        idx = self.indices(g)
         sp = self.special
-        input_ids, attention = _pad([it["input_ids"].numpy() for it in items], sp.pad)
+        input_ids, attention = _pad(self._rows["sentences"].rows("input_ids", idx), sp.pad)
         batch = {"input_ids": input_ids, "attention_mask": attention}
-        batch.update(self._entities(items))
+        batch.update(self._entities(idx))
         if self.mask_tokens:
             from bali.model.losses.mlm import mask_tokens
 
@@ -125,39 +247,47 @@ class BatchDataset(torch.utils.data.Dataset):
         batch.update(self._graph(batch["concept_nodes"].tolist(), rng))
         return batch
 
-    def _entities(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        """Mentions -> entities (sentence, node) and the batch's unique concepts."""
-        m_batch, m_start, m_end, m_node = [], [], [], []
-        for b, it in enumerate(items):
-            m_batch.append(torch.full_like(it["mention_node"], b))
-            m_start.append(it["mention_start"])
-            m_end.append(it["mention_end"])
-            m_node.append(it["mention_node"])
-        m_batch, m_node = torch.cat(m_batch), torch.cat(m_node)
-        pairs, m_entity = torch.unique(torch.stack([m_batch, m_node]), dim=1, return_inverse=True)
-        concepts, target = torch.unique(pairs[1], return_inverse=True)
-        return {"mention_batch": m_batch, "mention_start": torch.cat(m_start),
-                "mention_end": torch.cat(m_end), "mention_entity": m_entity,
+    def _entities(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        """Mentions of sentences ``idx`` -> entities (sentence, node) and the batch's unique
+        concepts."""
+        f = self._rows["sentences"]
+        count, m_start = f.gather("mention_start", idx)
+        _, m_end = f.gather("mention_end", idx)
+        _, m_node = f.gather("mention_node", idx)
+        m_batch = np.repeat(np.arange(len(idx), dtype=np.int64), count)
+        # unique (sentence, node) pairs in lexicographic order = unique keys b * span + node
+        span = int(m_node.max(initial=0)) + 1
+        keys, m_entity = np.unique(m_batch * span + m_node, return_inverse=True)
+        concepts, target = np.unique(keys % span, return_inverse=True)
+        m_batch, m_entity, target, concepts = map(torch.from_numpy,
+                                                  (m_batch, m_entity, target, concepts))
+        return {"mention_batch": m_batch, "mention_start": torch.from_numpy(m_start),
+                "mention_end": torch.from_numpy(m_end), "mention_entity": m_entity,
                 "entity_target": target, "concept_nodes": concepts}
 
     def _graph(self, concepts: list[int], rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Star subgraphs: slots, edges, and the distinct names of the slots."""
+        nodes = self._rows["nodes"]
         slot_node, src, dst, etype, centre = [], [], [], [], []
-        for node in concepts:
+        for node, pool, rels in zip(concepts, nodes.rows("neighbor_nodes", concepts),
+                                    nodes.rows("neighbor_relations", concepts), strict=True):
             c = len(slot_node)
             centre.append(c)
             slot_node.append(node)
-            pool, rels = self.nodes.neighbors(node)
             k = min(self.max_neighbors, len(pool))
-            for j in (rng.choice(len(pool), size=k, replace=False) if k else ()):
-                src.append(len(slot_node))
-                dst.append(c)
-                etype.append(int(rels[j]))
-                slot_node.append(int(pool[j]))
-        slot_name = [int(rng.choice(self.nodes.name_ids(n))) for n in slot_node]
-        names, slot_name_idx = np.unique(np.asarray(slot_name, dtype=np.int64),
-                                         return_inverse=True)
-        name_ids, name_mask = _pad([self.nodes.name_input_ids(int(i)) for i in names],
+            if k:  # one draw per concept, in concept order (the batch's random stream)
+                pick = rng.choice(len(pool), size=k, replace=False)
+                src.extend(range(c + 1, c + 1 + k))
+                dst.extend([c] * k)
+                etype.extend(rels[pick].tolist())
+                slot_node.extend(pool[pick].tolist())
+        # one name per slot: integers(0, counts) draws exactly what rng.choice(name_ids) would
+        # draw slot after slot
+        count, flat = nodes.gather("name_ids", slot_node)
+        draw = rng.integers(0, count, dtype=np.int64)
+        slot_name = flat[np.cumsum(count) - count + draw]
+        names, slot_name_idx = np.unique(slot_name, return_inverse=True)
+        name_ids, name_mask = _pad(self._rows["names"].rows("input_ids", names),
                                    self.special.pad)
         out = {
             "name_input_ids": name_ids, "name_attention_mask": name_mask,
@@ -168,7 +298,7 @@ class BatchDataset(torch.utils.data.Dataset):
             "centre": torch.tensor(centre, dtype=torch.long),
         }
         if self.linearize is not None:
-            out.update(self._linearized(slot_name, src, dst, etype, centre))
+            out.update(self._linearized(slot_name.tolist(), src, dst, etype, centre))
         return out
 
     def _linearized(self, slot_name, src, dst, etype, centre) -> dict[str, torch.Tensor]:

@@ -25,7 +25,8 @@ def export_run(run_dir: Path, out_dir: Path, select: str = "last") -> dict:
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
-    from bali.train.loop import BEST_INFO, BEST_WEIGHTS, build_model
+    from bali.train.checkpoint import BEST_INFO, BEST_WEIGHTS
+    from bali.train.loop import build_model
 
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}, not {select!r}")

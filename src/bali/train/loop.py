@@ -3,29 +3,36 @@
 Run directory layout::
 
     config.json            model + train config, shards meta (written at start)
-    metrics.jsonl          one JSON object per optimizer step: step, loss, mlm_loss,
-                           align_loss, align_acc (in-batch text->graph retrieval accuracy),
-                           lr (per parameter group), samples_per_s, elapsed_s
-                           (+ dev_acc1, dev_acc5, dev_align_acc, validate_s every
-                           validate_every steps; a step-0 line holds the base model's)
-    checkpoints/step_N/    backend state (model, optimizer, scheduler) + client state
-                           (step, torch RNG states); checkpoints/latest names the newest
-    model.safetensors      final weights of the whole BaliModel (read by ``bali export``)
-    best.safetensors       weights of the step with the best dev_acc1 (+ best.json: step,
+    metrics.live.jsonl     one JSON object per optimizer step, appended while training:
+                           step, loss, mlm_loss, align_loss, align_acc (in-batch
+                           text->graph retrieval accuracy), lr (per parameter group),
+                           samples_per_s (all ranks), elapsed_s (+ dev_acc1, dev_acc5,
+                           dev_align_acc, validate_s every validate_every steps; a step-0
+                           line holds the base model's)
+    metrics.jsonl          its copy, written when the run finishes (a workflow output, so a
+                           retried job that deletes it keeps the live history)
+    checkpoints/step_N/    backend state (model, optimizer, scheduler) + client state, and
+                           rank<r>.pt of every rank (step, world, its RNG states);
+                           checkpoints/latest names the newest complete one; the newest
+                           keep_last are kept, and the best-dev step's
+    model.safetensors      final fp32 weights of the whole BaliModel (read by ``bali export``)
+    best.safetensors       fp32 weights of the step with the best dev_acc1 (+ best.json: step,
                            metrics), when validating; ``bali export --select best-dev``
     curves.png             loss and alignment accuracy curves (+ dev metrics)
 
-``resume=True`` restores the newest checkpoint and continues with exactly the batches and
-RNG states an uninterrupted run would have had (batches are seeded by their index, see
-:mod:`bali.train.data`), so on CPU the final loss equals the uninterrupted run's.
+``resume=True`` continues an unfinished run of the same configuration from its newest
+checkpoint, with exactly the batches and RNG states an uninterrupted run would have had
+(batches are seeded by their index, see :mod:`bali.train.data`), so on CPU the final weights
+equal the uninterrupted run's; a finished run, or one of another configuration, starts
+over. Every rank runs this loop; rank 0 alone validates and writes metrics and weights.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -34,22 +41,40 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from bali import distributed as dist
 from bali.io import atomic_paths
+from bali.train.checkpoint import (
+    forget_best_after,
+    keep_metrics_until,
+    restore,
+    resumable,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+)
 from bali.train.config import ModelConfig, TrainConfig
 from bali.train.data import BatchDataset, SpecialIds
 
 log = logging.getLogger(__name__)
 
+LIVE_METRICS = "metrics.live.jsonl"
+
 
 def build_model(mcfg: ModelConfig, num_relations: int):
-    """The BaliModel around the configured masked-LM checkpoint (offline)."""
+    """The BaliModel around the configured masked-LM checkpoint (offline; SDPA attention
+    where the architecture has it)."""
     from transformers import AutoModelForMaskedLM
 
     from bali.model.bali import BaliModel
     from bali.paths import resolve_model
 
-    lm, info = AutoModelForMaskedLM.from_pretrained(resolve_model(mcfg.model),
-                                                    output_loading_info=True)
+    path = resolve_model(mcfg.model)
+    try:
+        lm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True,
+                                                        attn_implementation="sdpa")
+    except ValueError as err:  # an architecture without SDPA
+        log.warning("%s: %s; eager attention", mcfg.model, err)
+        lm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     model = BaliModel(lm, mcfg, num_relations)
     model.new_lm_parameters = sorted(f"lm.{k}" for k in info["missing_keys"])
     if model.new_lm_parameters:
@@ -68,32 +93,9 @@ def _relation_token_ids(tokenizer_dir: str, relations: list[str]) -> list[np.nda
     return [np.asarray(tok(w, add_special_tokens=False)["input_ids"]) for w in words]
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
-
-
-def _latest(run_dir: Path) -> Path | None:
-    marker = run_dir / "checkpoints" / "latest"
-    return run_dir / "checkpoints" / marker.read_text().strip() if marker.exists() else None
-
-
-def _keep_metrics_until(path: Path, step: int) -> None:
-    """Drop metric lines after ``step`` (a resumed run rewrites them)."""
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()
-             and json.loads(ln)["step"] <= step]
-    with atomic_paths(path) as (tmp,):
-        tmp.write_text("".join(ln + "\n" for ln in lines))
+def _run_record(shards: Path, mcfg: ModelConfig, tcfg: TrainConfig, meta: dict) -> dict:
+    return {"model": asdict(mcfg), "train": asdict(tcfg), "shards": str(shards),
+            "shards_meta": meta}
 
 
 def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
@@ -114,44 +116,45 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
     special = SpecialIds(meta["pad_token_id"], meta["cls_token_id"], meta["sep_token_id"],
                          meta["mask_token_id"], meta["vocab_size"])
     model = build_model(mcfg, len(relations))
+    if tcfg.compile:
+        model.lm.base_model.compile(dynamic=True)
     linearize = relation_ids = None
     if model.linearized:
         from bali.model.graph import linearize
 
         relation_ids = _relation_token_ids(meta["tokenizer_dir"], relations)
-    data_kwargs = dict(
-        special=special, batch_size=tcfg.batch_size, seed=tcfg.seed,
-        max_neighbors=mcfg.max_neighbors, mlm_probability=mcfg.mlm_probability,
-        mask_tokens=mcfg.mlm_weight > 0, mask_mentions=mcfg.mask_mentions,
-        linearize=linearize, relation_ids=relation_ids,
-        linear_max_length=mcfg.linear_max_length,
-        dev_sentences=tcfg.validate_sentences if tcfg.validate_every else 0)
-    data = BatchDataset(shards, **data_kwargs, num_batches=tcfg.steps * tcfg.grad_accum,
-                        rank=int(os.environ.get("RANK", "0")),
-                        world=int(os.environ.get("WORLD_SIZE", "1")))
+    world = dist.world()
+    data_args = dict(special=special, linearize=linearize, relation_ids=relation_ids)
+    data = BatchDataset.from_configs(shards, mcfg, tcfg, **data_args, rank=dist.rank(),
+                                     world=world)
     model.train()  # from_pretrained returns the LM in eval mode (dropout off)
     backend = BACKENDS[tcfg.backend](model, tcfg)
-    check = _validation(shards, meta, tcfg, data_kwargs, backend) if backend.is_main else None
-    start, client = 0, None
-    metrics_path = run_dir / "metrics.jsonl"
-    if resume and (ckpt := _latest(run_dir)) is not None:
-        client = backend.load(ckpt)
-        start = int(client["step"])
-        _keep_metrics_until(metrics_path, start)
-        _forget_best_after(run_dir, start)
+    check = _validation(shards, meta, mcfg, tcfg, data_args, backend) if backend.is_main else None
+    record = _run_record(shards, mcfg, tcfg, meta)
+    start, ckpt = 0, resumable(run_dir, record, tcfg.steps) if resume else None
+    metrics_path = run_dir / LIVE_METRICS
+    dist.barrier()  # every rank has decided before rank 0 clears a finished run
+    if ckpt is not None:
+        start, rng = restore(backend, ckpt, world)
+        if backend.is_main:
+            keep_metrics_until(metrics_path, start)
+            forget_best_after(run_dir, start)
         log.info("resumed from %s at step %d", ckpt, start)
     elif backend.is_main:
         metrics_path.unlink(missing_ok=True)
-        _forget_best_after(run_dir, -1)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        forget_best_after(run_dir, -1)
         (run_dir / "config.json").write_text(json.dumps(
-            {"model": asdict(mcfg), "train": asdict(tcfg), "shards": str(shards),
-             "shards_meta": meta}, indent=2))
+            record | {"attention": model.lm.config._attn_implementation}, indent=2))
+    dist.barrier()
+    log.info("rank %d/%d: first batch sentences %s", dist.rank(), world,
+             data.sentence_indices(start * tcfg.grad_accum).tolist())
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(data, range(start * tcfg.grad_accum, len(data))),
         batch_size=None, num_workers=tcfg.num_workers)
     batches = iter(loader)  # draws a base seed from the global RNG: restore after this
-    if client is not None:
-        _set_rng_state(client["rng"])
+    if ckpt is not None:
+        set_rng_state(rng)
     bar = tqdm(total=tcfg.steps, initial=start, disable=not (progress and backend.is_main),
                desc="pretrain", unit="step")
     t_run, last = time.perf_counter(), None
@@ -172,13 +175,15 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
             seconds = time.perf_counter() - t0
             last = {"step": step, **{k: round(v, 6) for k, v in sums.items()},
                     "lr": backend.learning_rates()[::2],
-                    "samples_per_s": round(tcfg.batch_size * tcfg.grad_accum / seconds, 2),
+                    "samples_per_s": round(tcfg.batch_size * tcfg.grad_accum * world / seconds,
+                                           2),
                     "elapsed_s": round(time.perf_counter() - t_run, 2)}
-            if check is not None and (step % tcfg.validate_every == 0 or step == tcfg.steps):
+            validating = bool(tcfg.validate_every) and (
+                step % tcfg.validate_every == 0 or step == tcfg.steps)
+            if check is not None and validating:
                 t_val = time.perf_counter()
                 last.update(check())
                 last["validate_s"] = round(time.perf_counter() - t_val, 2)
-                _keep_best(backend.module, run_dir, step, last)
             if backend.is_main:
                 metrics.write(json.dumps(last) + "\n")
                 metrics.flush()
@@ -187,16 +192,20 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
             if halt_after is not None and step - start >= halt_after:
                 bar.close()
                 return {"halted_at": step, "last": last}
-            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-                _checkpoint(backend, run_dir, step)
+            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps or validating:
+                save_checkpoint(backend, run_dir, step, world, tcfg.keep_last, last)
     bar.close()
     if backend.is_main:
-        save_weights(backend.module, run_dir / "model.safetensors")
-        plot_curves(metrics_path, run_dir / "curves.png")
+        final = run_dir / "checkpoints" / f"step_{tcfg.steps}"
+        save_weights(backend.fp32_state_dict(final), run_dir / "model.safetensors")
+        shutil.copyfile(metrics_path, run_dir / "metrics.jsonl")
+        plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+    dist.barrier()
     return {"steps": tcfg.steps, "resumed_from": start, "last": last}
 
 
-def _validation(shards: Path, meta: dict, tcfg: TrainConfig, data_kwargs: dict, backend):
+def _validation(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: TrainConfig,
+                data_args: dict, backend):
     """A callable returning the dev metrics (:mod:`bali.train.validate`), or None."""
     if not tcfg.validate_every:
         return None
@@ -214,7 +223,8 @@ def _validation(shards: Path, meta: dict, tcfg: TrainConfig, data_kwargs: dict, 
                              tcfg.validate_hard_names)
         log.info("dev linking: %d mentions, %d names", len(linking),
                  linking.dictionary.height)
-    dev = BatchDataset(shards, **data_kwargs, split="dev") if tcfg.validate_sentences else None
+    dev = BatchDataset.from_configs(shards, mcfg, tcfg, **data_args, split="dev") \
+        if tcfg.validate_sentences else None
     batches = [dev[i] for i in range(len(dev))] if dev is not None else []
     module = backend.module
     device = next(module.parameters()).device
@@ -223,49 +233,6 @@ def _validation(shards: Path, meta: dict, tcfg: TrainConfig, data_kwargs: dict, 
         return module({k: v.to(device) for k, v in batch.items()})
 
     return lambda: validate(module, linking, batches, forward)
-
-
-BEST_WEIGHTS, BEST_INFO = "best.safetensors", "best.json"
-
-
-def _keep_best(module: torch.nn.Module, run_dir: Path, step: int, row: dict) -> None:
-    """Save the weights as ``best.safetensors`` when ``dev_acc1`` beats every earlier step
-    (ties keep the earlier; the step-0 base model is never a candidate)."""
-    if "dev_acc1" not in row:
-        return
-    info = run_dir / BEST_INFO
-    best = json.loads(info.read_text()) if info.exists() else None
-    if best is None or row["dev_acc1"] > best["dev_acc1"]:
-        save_weights(module, run_dir / BEST_WEIGHTS)
-        with atomic_paths(info) as (tmp,):
-            tmp.write_text(json.dumps({"step": step, "dev_acc1": row["dev_acc1"],
-                                       "dev_acc5": row.get("dev_acc5")}))
-
-
-def _forget_best_after(run_dir: Path, step: int) -> None:
-    """A resumed run from ``step`` drops a best-dev choice made after it."""
-    info = run_dir / BEST_INFO
-    if info.exists() and json.loads(info.read_text())["step"] > step:
-        info.unlink()
-        (run_dir / BEST_WEIGHTS).unlink(missing_ok=True)
-
-
-def save_weights(model: torch.nn.Module, path: Path) -> None:
-    """All tensors of ``model.state_dict()`` as safetensors (tied weights stored under each
-    name; DeepSpeed may have re-laid the parameters out, so every tensor is copied)."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    with atomic_paths(path) as (tmp,):
-        save_file(state, str(tmp))
-
-
-def _checkpoint(backend, run_dir: Path, step: int) -> None:
-    name = f"step_{step}"
-    backend.save(run_dir / "checkpoints" / name, {"step": step, "rng": _rng_state()})
-    if backend.is_main:
-        with atomic_paths(run_dir / "checkpoints" / "latest") as (tmp,):
-            tmp.write_text(name)
 
 
 def plot_curves(metrics_path: Path, png: Path, window: int = 20) -> None:

@@ -50,22 +50,27 @@ def info_nce(
     negatives: Tensor | None = None,
     allowed: Tensor | None = None,
 ) -> Tensor:
-    """InfoNCE between entities ``text [E, d]`` and unique concept rows ``graph [C, d]``.
+    """InfoNCE between entities ``text [E, d]`` and concept rows ``graph [C, d]``.
 
-    ``target [E]`` is the concept row of each entity; ``negatives``/``allowed``: extra
-    text->graph negatives (module docstring). Returns a scalar.
+    ``target`` is ``[E]``, the concept row of each entity, or a bool ``[E, C]`` positive mask
+    (a concept may then own several rows, e.g. rows gathered from several data-parallel
+    ranks: each is a positive, the text->graph term becomes multi-positive);
+    ``negatives``/``allowed``: extra text->graph negatives (module docstring). Returns a
+    scalar.
     """
     logits = cosine_logits(text, graph, temperature)  # [E, C]
+    positive = target if target.dtype == torch.bool else F.one_hot(
+        target, graph.shape[0]).bool()
+    rows, row_positive = logits, positive
     if negatives is not None and negatives.shape[0]:
         extra = cosine_logits(text, negatives, temperature).masked_fill(~allowed, float("-inf"))
-        t2g = F.cross_entropy(torch.cat([logits, extra], dim=1), target)
-    else:
-        t2g = F.cross_entropy(logits, target)
+        rows = torch.cat([logits, extra], dim=1)
+        row_positive = torch.cat([positive, torch.zeros_like(allowed)], dim=1)
+    t2g = multi_positive_nll(rows, row_positive).mean()
     if not symmetric:
         return t2g
-    positive = target[None, :] == torch.arange(graph.shape[0], device=target.device)[:, None]
-    present = positive.any(dim=1)  # concepts with at least one entity
-    g2t = multi_positive_nll(logits.T[present], positive[present]).mean()
+    present = positive.any(dim=0)  # concept rows with at least one entity
+    g2t = multi_positive_nll(logits.T[present], positive.T[present]).mean()
     return (t2g + g2t) / 2
 
 
