@@ -31,8 +31,8 @@ def main() -> None:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
+    from bali.model.config import ModelConfig
     from bali.paths import resolve_model
-    from bali.train.config import ModelConfig
     from bali.train.loop import build_model
     from bali.train.validate import DevLinking
 

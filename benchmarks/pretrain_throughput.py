@@ -50,7 +50,7 @@ from the constants in ``FALLBACK`` (measured on the 1k abstracts, see there) and
 
 Step 2, synthetic batches: :func:`write_profile_shards` writes the profile into a temporary
 shard directory in the real format (``sentences.arrow``, ``names.arrow``, ``nodes.arrow``,
-``relations.json``, ``meta.json``, through the IPC writer of :mod:`bali.sample.tokenize`) and
+``relations.json``, ``meta.json``, through the IPC writer of :mod:`bali.shards`) and
 :class:`SyntheticBatches` opens it with the public ``bali.train.data.BatchDataset``
 constructor. A shard directory rather than stand-in sentence / node objects: the constructor
 (and the collation) reads memory-mapped shard files, so stand-ins would have to bypass it and
@@ -199,7 +199,7 @@ def run_pipeline(abstracts: Path, work: Path) -> Path:
 
 def profile_from_shards(shards: Path, abstracts: Path) -> dict:
     """Skeletons of the shards' sentences and nodes, their summary and reference batches."""
-    from bali.sample.tokenize import NodeTable, ShardDataset
+    from bali.shards import NodeTable, ShardDataset
 
     meta = json.loads((shards / "meta.json").read_text())
     split_stats = json.loads((shards / "split_stats.json").read_text())
@@ -402,21 +402,21 @@ def _ids(seed: int, stream: int, key: int, length: int, special: dict) -> np.nda
 
 
 def write_profile_shards(profile: dict, order: np.ndarray, out: Path, seed: int) -> Path:
-    """A shard directory (the format of ``bali.sample.tokenize``, written by its writer) of
+    """A shard directory (the format of :mod:`bali.shards`, written by its writer) of
     the profile: sentence row ``i`` is skeleton ``order[i]``, with token ids drawn by
     (seed, 11, i); name ``k`` has ids drawn by (seed, 13, k); node ``v`` is cui ``N<v>``."""
-    from bali.sample.tokenize import (
+    from bali.shards import (
         BATCH_ROWS,
         FORMAT,
         NAMES_SCHEMA,
         NODES_SCHEMA,
         SENTENCES_SCHEMA,
-        _list_array,
-        _write_ipc,
+        list_array,
+        write_ipc,
     )
 
     def lists(counts, values) -> pa.ListArray:
-        return _list_array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]),
+        return list_array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]),
                            np.asarray(values, dtype=np.int64))
 
     def record_batches(schema, columns: list, rows: int):
@@ -442,7 +442,7 @@ def write_profile_shards(profile: dict, order: np.ndarray, out: Path, seed: int)
     def sentence_part(values, base, counts):
         return lambda a, b: lists(counts[a:b], values[base[a]:base[b]])
 
-    _write_ipc(out / "sentences.arrow", SENTENCES_SCHEMA, record_batches(SENTENCES_SCHEMA, [
+    write_ipc(out / "sentences.arrow", SENTENCES_SCHEMA, record_batches(SENTENCES_SCHEMA, [
         lambda a, b: pa.array([f"s{i}" for i in range(a, b)], pa.string()),
         lambda a, b: pa.array(np.zeros(b - a, np.int32)),
         sentence_part(sent_ids, sent_off, length),
@@ -453,7 +453,7 @@ def write_profile_shards(profile: dict, order: np.ndarray, out: Path, seed: int)
     name_off = np.concatenate([[0], np.cumsum(name_count)])
     pool_nodes, pool_rel = np.asarray(nd["pool_nodes"]), np.asarray(nd["pool_relations"])
     node_names = np.asarray(nd["name_ids"])
-    _write_ipc(out / "nodes.arrow", NODES_SCHEMA, record_batches(NODES_SCHEMA, [
+    write_ipc(out / "nodes.arrow", NODES_SCHEMA, record_batches(NODES_SCHEMA, [
         lambda a, b: pa.array([f"N{v}" for v in range(a, b)], pa.string()),
         sentence_part(node_names, name_off, name_count),
         sentence_part(pool_nodes, pool_off, pool_count),
@@ -461,7 +461,7 @@ def write_profile_shards(profile: dict, order: np.ndarray, out: Path, seed: int)
     name_len = np.asarray(profile["names"]["length"])
     name_ids = np.concatenate([_ids(seed, 13, k, int(n), sp) for k, n in enumerate(name_len)])
     name_tok_off = np.concatenate([[0], np.cumsum(name_len)])
-    _write_ipc(out / "names.arrow", NAMES_SCHEMA, record_batches(NAMES_SCHEMA, [
+    write_ipc(out / "names.arrow", NAMES_SCHEMA, record_batches(NAMES_SCHEMA, [
         lambda a, b: pa.array(np.arange(a, b, dtype=np.int32)),
         sentence_part(name_ids, name_tok_off, name_len)], len(name_len)))
     (out / "relations.json").write_text(json.dumps(
@@ -522,7 +522,7 @@ def build_model(size: str, num_relations: int):
     from transformers import BertConfig, BertForMaskedLM
 
     from bali.model.bali import BaliModel
-    from bali.train.config import ModelConfig
+    from bali.model.config import ModelConfig
 
     config = BertConfig() if size == "base" else BertConfig(
         hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)
@@ -566,7 +566,7 @@ def make_backend(name: str, model, batch_size: int, total_steps: int, bf16: bool
 def padding_share(dataset, batches) -> float:
     """Pad share of the padded ``input_ids`` of train batches ``batches`` of a BatchDataset
     (rank 0 of 1), from the sentence lengths alone: sum(B * width - tokens) / sum(B * width)."""
-    from bali.train.data import sentence_lengths
+    from bali.shards import sentence_lengths
 
     lengths = sentence_lengths(dataset.sentences.out_dir)
     cells = tokens = 0

@@ -12,17 +12,19 @@ import pyarrow as pa
 import pytest
 import torch
 
-from bali.sample.tokenize import (
+from bali.model.config import ModelConfig
+from bali.shards import (
     NAMES_SCHEMA,
     NODES_SCHEMA,
     SENTENCES_SCHEMA,
     NodeTable,
     ShardDataset,
-    _list_array,
-    _write_ipc,
+    list_array,
+    sentence_lengths,
+    write_ipc,
 )
-from bali.train.config import ModelConfig, TrainConfig
-from bali.train.data import BatchDataset, SpecialIds, sentence_lengths
+from bali.train.config import TrainConfig
+from bali.train.data import BatchDataset, SpecialIds
 
 SP = SpecialIds(pad=0, cls=1, sep=2, mask=3, vocab_size=100)
 N_SENT, N_NODES, N_CONCEPTS, ROWS_PER_BATCH = 600, 90, 40, 128
@@ -33,7 +35,7 @@ def _lists(rows) -> pa.ListArray:
     counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     flat = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]) if rows else []
-    return _list_array(offsets, np.asarray(flat, dtype=np.int32))
+    return list_array(offsets, np.asarray(flat, dtype=np.int32))
 
 
 def _batches(schema: pa.Schema, columns: list[list], rows: int = ROWS_PER_BATCH):
@@ -48,7 +50,7 @@ def _batches(schema: pa.Schema, columns: list[list], rows: int = ROWS_PER_BATCH)
 
 
 def write_shards(out: Path, seed: int = 0) -> Path:
-    """A synthetic shard directory in the real format (``bali.sample.tokenize`` writer):
+    """A synthetic shard directory in the real format (:mod:`bali.shards`, its IPC writer):
     sentences of 4..60 tokens with 1-3 mentions of 40 concepts, 90 nodes with 0-6 pool
     neighbours and 1-3 names each."""
     rng = np.random.default_rng(seed)
@@ -62,18 +64,18 @@ def write_shards(out: Path, seed: int = 0) -> Path:
         starts.append(s.tolist())
         ends.append(np.minimum(s + rng.integers(1, 4, k), n - 1).tolist())
         concepts.append(rng.integers(0, N_CONCEPTS, k).tolist())
-    _write_ipc(out / "sentences.arrow", SENTENCES_SCHEMA, _batches(SENTENCES_SCHEMA, [
+    write_ipc(out / "sentences.arrow", SENTENCES_SCHEMA, _batches(SENTENCES_SCHEMA, [
         [f"d{i}" for i in range(N_SENT)], [0] * N_SENT, ids, starts, ends, concepts]))
     names_per = rng.integers(1, 4, N_NODES)
     n_names = int(names_per.sum())
     name_ids = np.split(np.arange(n_names), np.cumsum(names_per)[:-1])
     pools = [rng.choice(N_NODES, int(rng.integers(0, 7)), replace=False) for _ in range(N_NODES)]
-    _write_ipc(out / "nodes.arrow", NODES_SCHEMA, _batches(NODES_SCHEMA, [
+    write_ipc(out / "nodes.arrow", NODES_SCHEMA, _batches(NODES_SCHEMA, [
         [f"C{i}" for i in range(N_NODES)], name_ids, pools,
         [rng.integers(0, 4, len(p)) for p in pools]], rows=32))
     names = [[SP.cls, *rng.integers(5, SP.vocab_size, int(rng.integers(1, 9))).tolist(), SP.sep]
              for _ in range(n_names)]
-    _write_ipc(out / "names.arrow", NAMES_SCHEMA,
+    write_ipc(out / "names.arrow", NAMES_SCHEMA,
                _batches(NAMES_SCHEMA, [list(range(n_names)), names], rows=64))
     (out / "relations.json").write_text(json.dumps(["in:a", "in:b", "out:a", "out:b"]))
     (out / "meta.json").write_text(json.dumps({

@@ -57,3 +57,16 @@ def test_config_check(tmp_path, capsys):
     bad.write_text("kg:\n  source: wikidata\n")
     assert main(["config", "check", str(bad)]) == 2
     assert "kg.source" in capsys.readouterr().err
+
+
+def test_commands_without_a_model_import_no_torch():
+    """`bali kg umls --help` builds only the kg stage's parser: no torch, no transformers."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bali.cli import main\n"
+            "try:\n    main(['kg', 'umls', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().endswith("[]"), out[-300:]

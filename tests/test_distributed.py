@@ -9,8 +9,8 @@ import torch
 
 from bali import distributed as dist
 from bali.model.bali import BaliModel
+from bali.model.config import ModelConfig
 from bali.model.losses import InfoNCELoss
-from bali.train.config import ModelConfig
 
 DIM, WORLD = 8, 2
 

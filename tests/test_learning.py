@@ -18,10 +18,11 @@ import pytest
 from conftest import make_tiny_bert
 
 from bali.model.bali import BaliModel
+from bali.model.config import ModelConfig
 from bali.sample.schema import NODES, SUBGRAPHS
 from bali.sample.tokenize import TokenizeOptions, tokenize_sample
 from bali.text.schema import SENTENCES
-from bali.train.config import ModelConfig, TrainConfig
+from bali.train.config import TrainConfig
 from bali.train.loop import pretrain
 
 NAMES = [f"{a}{b}x" for a in "bdfgkmpt" for b in "aeo"]  # 24 distinct words: bax, bex, ...

@@ -15,7 +15,6 @@ from bali.model.losses import (
     MultiSimilarityLoss,
     PairClassificationLoss,
     info_nce,
-    info_nce_pairs,
     make_alignment_loss,
     mask_tokens,
     mlm_loss,
@@ -65,8 +64,9 @@ def test_info_nce_3x3_by_hand():
     # The defaults are the authors' τ = 0.07, symmetric; cosine makes the scale irrelevant.
     ref = (F.cross_entropy(TEXT3 / 0.07, target) + F.cross_entropy(TEXT3.T / 0.07, target)) / 2
     assert info_nce(3 * TEXT3, 2 * GRAPH3, target).item() == pytest.approx(ref.item(), rel=1e-5)
-    # With distinct concepts, the paired form is the same loss.
-    assert info_nce_pairs(TEXT3, GRAPH3, target, tau).item() == pytest.approx((t2g + g2t) / 2)
+    # The same targets as a positive mask: the same loss.
+    mask = target[:, None] == torch.arange(3)[None, :]
+    assert info_nce(TEXT3, GRAPH3, mask, tau).item() == pytest.approx((t2g + g2t) / 2)
 
 
 def test_info_nce_duplicate_concept_is_a_positive_by_hand():
@@ -102,7 +102,12 @@ def test_info_nce_rewards_aligning_both_entities_of_a_shared_concept():
         )
 
 
-def test_info_nce_pairs_duplicates_are_positives_not_negatives():
+def _same(ids: torch.Tensor) -> torch.Tensor:
+    return ids[:, None] == ids[None, :]
+
+
+def test_info_nce_duplicated_rows_are_positives_not_negatives():
+    """A concept owning several rows (rows gathered from several ranks): a positive mask."""
     tau = 0.5
     text = t([[1, 0, 0], [0.8, 0.6, 0], [0.6, 0.8, 0]])
     graph = t([[1, 0, 0], [1, 0, 0], [0, 1, 0]])  # rows 0 and 1: the same concept, duplicated
@@ -112,17 +117,17 @@ def test_info_nce_pairs_duplicates_are_positives_not_negatives():
     t2g = sum(nll([s[i][j] for j in pos[i]], s[i]) for i in range(3)) / 3
     col = [[s[i][j] for i in range(3)] for j in range(3)]
     g2t = sum(nll([col[j][i] for i in pos[j]], col[j]) for j in range(3)) / 3
-    got = info_nce_pairs(text, graph, ids, tau)
+    got = info_nce(text, graph, _same(ids), tau)
     assert got.item() == pytest.approx((t2g + g2t) / 2, rel=1e-6)
-    assert info_nce_pairs(text, graph, ids, tau, symmetric=False).item() == pytest.approx(t2g)
+    assert info_nce(text, graph, _same(ids), tau, symmetric=False).item() == pytest.approx(t2g)
 
     # Naive CLIP InfoNCE treats row 1 as a negative of entity 0 (and row 0 of entity 1).
     logits = text @ graph.T / tau
     arange = torch.arange(3)
     naive = (F.cross_entropy(logits, arange) + F.cross_entropy(logits.T, arange)) / 2
     assert got.item() < naive.item() - 0.1
-    assert info_nce_pairs(text, graph, arange, tau).item() == pytest.approx(naive.item())
-    assert info_nce_pairs(text, graph, torch.tensor([5, 1, 9]), tau).item() == pytest.approx(
+    assert info_nce(text, graph, _same(arange), tau).item() == pytest.approx(naive.item())
+    assert info_nce(text, graph, _same(torch.tensor([5, 1, 9])), tau).item() == pytest.approx(
         naive.item()
     )
 

@@ -12,10 +12,11 @@ import polars as pl
 import pytest
 import torch
 
+from bali.model.config import ModelConfig
 from bali.sample.schema import NODES, SUBGRAPHS
 from bali.sample.tokenize import TokenizeOptions, tokenize_sample
 from bali.text.schema import SENTENCES
-from bali.train.config import ModelConfig, TrainConfig
+from bali.train.config import TrainConfig
 from bali.train.loop import pretrain
 
 CONCEPTS = {

@@ -20,14 +20,12 @@ from bali.io import BaliInputError  # noqa: E402
 from bali.paths import resolve_input, resolve_model  # noqa: E402
 from bali.sample.schema import NODES, SAMPLE, SUBGRAPHS  # noqa: E402
 from bali.sample.tokenize import (  # noqa: E402
-    SHARD_FILES,
-    NodeTable,
-    ShardDataset,
     TokenizeOptions,
     best_window,
     token_spans,
     tokenize_sample,
 )
+from bali.shards import SHARD_FILES, NodeTable, ShardDataset  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [f"t{i}" for i in range(40)] + [

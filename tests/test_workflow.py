@@ -56,7 +56,7 @@ def test_demo_dag_builds_the_kg(workdir):
 
 def test_demo_dag_reaches_training_shards(workdir):
     """HPO definitions -> dictionary mentions -> balanced sample -> subgraphs -> shards."""
-    from bali.sample.tokenize import NodeTable, ShardDataset
+    from bali.shards import NodeTable, ShardDataset
 
     results = workdir / "results"
     counts = pl.read_parquet(results / "sample" / "concept_counts.parquet")
@@ -199,7 +199,7 @@ def test_pubtator_gold_mapped_through_a_do_kg(workdir, tmp_path, shared_data):
 
 def test_bern2_annotator_through_the_dag(workdir, tmp_path, shared_data):
     """The 1k real abstracts annotated by a loopback stand-in BERN2 with injected faults."""
-    from bali.text.bern2_standin import Bern2StandIn, FaultPlan
+    from bern2_standin import Bern2StandIn, FaultPlan
 
     corpus = shared_data("bern2/pubmed_abstracts_1k.jsonl")
     config = {"text": {"corpus": [str(corpus)], "annotator": "bern2",

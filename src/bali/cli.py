@@ -26,20 +26,26 @@ def _config_check(args: argparse.Namespace) -> None:
     print(json.dumps(config, indent=2))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from bali.evaluate import commands as evaluate
-    from bali.kg import commands as kg
-    from bali.report import commands as report
-    from bali.sample import commands as sample
-    from bali.text import commands as text
-    from bali.train import commands as train
+#: the module that registers each command (``add_parser``); ``bali CMD`` imports only its own,
+#: so a command that needs no model imports no torch
+COMMANDS = {"kg": "kg", "text": "text", "sample": "sample", "subgraphs": "sample",
+            "tokenize": "sample", "pretrain": "train", "export": "train",
+            "evaluate": "evaluate", "report": "report"}
+STAGE_ORDER = ("kg", "text", "sample", "train", "evaluate", "report")
 
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, when ``argv`` names one, of that command's stage."""
+    import importlib
+
+    command = next((a for a in argv or () if not a.startswith("-")), None)
+    stage = COMMANDS.get(command) if command != "config" else ()
     parser = argparse.ArgumentParser(prog="bali", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"bali {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for stage in (kg, text, sample, train, evaluate, report):
-        stage.add_parser(stages)
+    for name in STAGE_ORDER if stage is None else (stage,) if stage else ():
+        importlib.import_module(f"bali.{name}.commands").add_parser(stages)
 
     cfg = stages.add_parser("config", help="validate a workflow config file")
     cfg_cmds = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -51,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

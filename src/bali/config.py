@@ -101,7 +101,8 @@ def _field_type(cls: type, f: dataclasses.Field) -> Any:
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per field of dataclass ``cls`` (bool -> --x/--no-x, tuple -> nargs='*')."""
+    """Add one flag per field of dataclass ``cls`` (bool -> --x/--no-x, tuple -> nargs='*';
+    metadata ``help`` and ``choices``)."""
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         hint = _field_type(cls, f)
@@ -116,6 +117,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
             parser.add_argument(flag, type=base, default=default,
+                                choices=f.metadata.get("choices"),
                                 help=f"{doc} (default: {default})")
 
 
@@ -126,10 +128,3 @@ def options_from_args(cls: type[T], args: argparse.Namespace) -> T:
         value = getattr(args, f.name)
         values[f.name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
-
-
-def options_from_config(cls: type[T], section: Mapping[str, Any]) -> T:
-    """Build dataclass ``cls`` from a validated config section (extra keys ignored)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: tuple(v) if isinstance(v, list) else v
-                  for k, v in section.items() if k in names})

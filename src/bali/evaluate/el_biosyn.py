@@ -59,8 +59,8 @@ from bali.evaluate.el_zeroshot import (
     refine,
     top_k,
 )
-from bali.evaluate.finetune import seed_everything
 from bali.evaluate.results import record
+from bali.torchutil import seed_everything
 
 
 @dataclass(frozen=True)

@@ -226,8 +226,9 @@ def encode(texts: list[str], model, tokenizer, opts: ELOptions, *,
         if opts.pooling == "cls":
             vec = hidden[:, 0]
         else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            from bali.model.bali import masked_mean
+
+            vec = masked_mean(hidden, batch["attention_mask"])
         vec = vec.float().cpu()
         out.append(torch.nn.functional.normalize(vec, dim=-1) if normalize else vec)
     if not out:

@@ -28,7 +28,6 @@ shuffle seeded with the run seed.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import sys
@@ -36,10 +35,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from bali.torchutil import autocast, decay_groups, seed_everything
 
 CLASSIFICATION = "classification"
 MULTIPLE_CHOICE = "multiple_choice"
@@ -105,13 +105,6 @@ class FinetuneResult:
     history: list[dict]
     best_epoch: int
     best_dev: float
-
-
-def seed_everything(seed: int) -> None:
-    """Seed ``random``, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -195,12 +188,6 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _autocast(device: torch.device, bf16: bool):
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def predict(model, data: Encoded, options: FinetuneOptions) -> list[int]:
     """Argmax class (or option) of every example; batches of similar length."""
@@ -210,21 +197,11 @@ def predict(model, data: Encoded, options: FinetuneOptions) -> list[int]:
     pred = [0] * len(data)
     for start in range(0, len(order), options.eval_batch_size):
         idx = order[start:start + options.eval_batch_size]
-        with _autocast(device, options.bf16):
+        with autocast(device, options.bf16):
             logits = model(**data.batch(idx, device)).logits
         for i, p in zip(idx, logits.argmax(-1).tolist(), strict=True):
             pred[i] = p
     return pred
-
-
-def _param_groups(model, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            plain = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
-            (no_decay if plain else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
 
 
 def finetune(model, train: Encoded, dev: Encoded, options: FinetuneOptions, seed: int,
@@ -240,8 +217,8 @@ def finetune(model, train: Encoded, dev: Encoded, options: FinetuneOptions, seed
     n, bs, accum = len(train), options.batch_size, max(1, options.grad_accum)
     n_batches = math.ceil(n / bs)
     total = options.epochs * math.ceil(n_batches / accum)
-    optimizer = torch.optim.AdamW(_param_groups(model, options.weight_decay), lr=options.lr,
-                                  betas=(0.9, 0.999), eps=1e-8)
+    optimizer = torch.optim.AdamW(decay_groups(model.parameters(), options.weight_decay),
+                                  lr=options.lr, betas=(0.9, 0.999), eps=1e-8)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda t: lr_factor(t, options.warmup_steps, total))
     labels = torch.tensor(train.labels)
@@ -256,7 +233,7 @@ def finetune(model, train: Encoded, dev: Encoded, options: FinetuneOptions, seed
         optimizer.zero_grad(set_to_none=True)
         for b in range(n_batches):
             idx = order[b * bs:(b + 1) * bs]
-            with _autocast(device, options.bf16):
+            with autocast(device, options.bf16):
                 logits = model(**train.batch(idx, device)).logits
             loss = F.cross_entropy(logits.float(), labels[idx].to(device))
             (loss / accum).backward()

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from bali import distributed as dist
+from bali.model.config import ModelConfig
 from bali.model.graph import GRAPH_ENCODERS, make_graph_encoder
 from bali.model.losses import make_alignment_loss, total_loss
 from bali.model.losses.mlm import mlm_loss
 from bali.model.pooling import entity_tokens, make_pooling
-from bali.train.config import ModelConfig
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,8 @@ class SubgraphOptions:
     max_neighbors: int = field(default=3, metadata={"help": "neighbours per default subgraph"})
     pool_size: int = field(default=32, metadata={"help": "neighbours kept for resampling"})
     seed: int = field(default=0, metadata={"help": "seed of the neighbour priorities"})
-    direction: str = field(default="both", metadata={"help": "edges used: in, out or both"})
+    direction: str = field(default="both", metadata={"help": "edges used: in, out or both",
+                                                      "choices": ("in", "out", "both")})
     relation_include: tuple[str, ...] = field(
         default=(), metadata={"help": "relations kept; empty = all"})
     relation_exclude: tuple[str, ...] = field(

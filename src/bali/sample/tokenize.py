@@ -3,25 +3,8 @@
 :func:`tokenize_sample` turns the sampling stage's tables (``sample``, ``subgraphs``,
 ``nodes``; see :mod:`bali.sample.schema`) into one directory that training memory-maps:
 
-sentences.arrow  one row per sampled sentence with at least one kept mention:
-                 doc_id: str, sentence_id: i32, input_ids: list<i32> (``[CLS] ... [SEP]``,
-                 at most ``max_length``), mention_start / mention_end: list<i32> (token indices
-                 into input_ids, end exclusive), mention_node: list<i32> (node index); mentions
-                 in character order
-names.arrow      name_id: i32 (row index), input_ids: list<i32> -- each distinct node name
-                 tokenized once (``[CLS] name [SEP]``, truncated to ``name_max_length``)
-nodes.arrow      row = node index (the row of ``nodes``, sorted by cui): cui: str,
-                 name_ids: list<i32> (preferred name first), neighbor_nodes: list<i32> and
-                 neighbor_relations: list<i32> (the subgraph pool in priority order; empty for
-                 a node without a subgraph row)
-relations.json   relation labels, index = relation id: ``"<direction>:<relation>"``, e.g.
-                 ``"out:is_a"`` for an edge (node, is_a, neighbour) and ``"in:is_a"`` for
-                 (neighbour, is_a, node); sorted
-meta.json        tokenizer directory and special token ids, options and counts
-
-The Arrow files are uncompressed IPC files written in record batches of at most
-``BATCH_ROWS`` rows, so :class:`ShardDataset` and :class:`NodeTable` memory-map them and
-slice rows without copying the corpus into each DataLoader worker.
+The files and their columns are the shard format of :mod:`bali.shards` (its writer is
+this module; its readers are there).
 
 Token spans come from the fast tokenizer's offset mapping: a mention's tokens are those whose
 character span overlaps the mention's ``[start, end)``. A sentence longer than
@@ -35,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import operator
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,35 +28,19 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from bali.io import BaliInputError, atomic_paths
-
-try:  # the ``model`` extra; without it the shards can still be written
-    from torch.utils.data import Dataset as _Dataset
-except ImportError:  # pragma: no cover - torch is installed wherever training runs
-    _Dataset = object
+from bali.shards import (
+    BATCH_ROWS,
+    FORMAT,
+    NAMES_SCHEMA,
+    NODES_SCHEMA,
+    SENTENCES_SCHEMA,
+    SHARD_FILES,
+    exclusive_cumsum,
+    list_array,
+    write_ipc,
+)
 
 log = logging.getLogger(__name__)
-
-FORMAT = "bali-shards/1"
-SHARD_FILES = ("sentences.arrow", "names.arrow", "nodes.arrow", "relations.json", "meta.json")
-BATCH_ROWS = 1 << 15  # rows per Arrow record batch (and per tokenizer call)
-
-_LIST_I32 = pa.list_(pa.int32())
-SENTENCES_SCHEMA = pa.schema([
-    ("doc_id", pa.string()),
-    ("sentence_id", pa.int32()),
-    ("input_ids", _LIST_I32),
-    ("mention_start", _LIST_I32),
-    ("mention_end", _LIST_I32),
-    ("mention_node", _LIST_I32),
-])
-NAMES_SCHEMA = pa.schema([("name_id", pa.int32()), ("input_ids", _LIST_I32)])
-NODES_SCHEMA = pa.schema([
-    ("cui", pa.string()),
-    ("name_ids", _LIST_I32),
-    ("neighbor_nodes", _LIST_I32),
-    ("neighbor_relations", _LIST_I32),
-])
-
 
 @dataclass(frozen=True)
 class TokenizeOptions:
@@ -138,12 +104,6 @@ def _encode(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.nda
     return ids, offsets, counts
 
 
-def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
-
-
 def token_spans(
     offsets: np.ndarray, tok_base: np.ndarray, n_chars: np.ndarray,
     m_text: np.ndarray, m_start: np.ndarray, m_end: np.ndarray,
@@ -157,7 +117,7 @@ def token_spans(
     searches answer every mention at once where offsets are non-decreasing (WordPiece, BPE);
     any other tokenizer falls back to a scan per mention.
     """
-    char_base = _exclusive_cumsum(n_chars + 1)
+    char_base = exclusive_cumsum(n_chars + 1)
     tok_text = np.repeat(np.arange(len(n_chars)), np.diff(tok_base))
     g_start = offsets[:, 0] + char_base[tok_text]
     g_end = offsets[:, 1] + char_base[tok_text]
@@ -187,20 +147,15 @@ def best_window(n_tokens: int, a: np.ndarray, b: np.ndarray, width: int) -> int:
     return int(cand[int(np.argmax(inside.sum(axis=1)))])
 
 
-def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.ListArray:
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32, copy=False)),
-                                    pa.array(values.astype(np.int32, copy=False)))
-
-
 def _with_specials(ids: np.ndarray, bases: np.ndarray, lengths: np.ndarray, cls_id: int,
                    sep_id: int) -> tuple[np.ndarray, np.ndarray]:
     """List offsets and values of ``[CLS] ids[bases[i] : bases[i] + lengths[i]] [SEP]`` for
     every i, gathered without a Python loop."""
-    out_off = _exclusive_cumsum(lengths + 2)
+    out_off = exclusive_cumsum(lengths + 2)
     values = np.empty(int(out_off[-1]), dtype=np.int32)
     values[out_off[:-1]] = cls_id
     values[out_off[1:] - 1] = sep_id
-    content_off = _exclusive_cumsum(lengths)
+    content_off = exclusive_cumsum(lengths)
     step = np.arange(int(content_off[-1]), dtype=np.int64)
     src = np.repeat(bases - content_off[:-1], lengths) + step
     dst = np.repeat(out_off[:-1] + 1 - content_off[:-1], lengths) + step
@@ -263,16 +218,6 @@ def _sample_mentions(sample: pl.DataFrame, index: pl.DataFrame) -> pl.DataFrame:
 # writers
 
 
-def _write_ipc(path: Path, schema: pa.Schema, batches) -> int:
-    """Write record batches as one uncompressed Arrow IPC file; returns the row count."""
-    rows = 0
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-            rows += batch.num_rows
-    return rows
-
-
 def _sentence_batches(sample: pl.DataFrame, mentions: pl.DataFrame, tokenizer,
                       opts: TokenizeOptions, stats: dict):
     """Record batches of ``sentences.arrow``; fills ``stats``."""
@@ -293,7 +238,7 @@ def _sentence_batches(sample: pl.DataFrame, mentions: pl.DataFrame, tokenizer,
         texts = texts_all.gather(chunk).to_list()
         n_chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         ids, offsets, n_tok = _encode(tokenizer, texts)
-        tok_base = _exclusive_cumsum(n_tok)
+        tok_base = exclusive_cumsum(n_tok)
         a, b = token_spans(offsets, tok_base, n_chars, m_text, m_start, m_end)
         has_tokens = b > a
         stats["mentions_without_tokens"] += int((~has_tokens).sum())
@@ -323,15 +268,15 @@ def _sentence_batches(sample: pl.DataFrame, mentions: pl.DataFrame, tokenizer,
         out_off, values = _with_specials(ids, tok_base[:-1][kept] + start[kept], length[kept],
                                          cls_id, sep_id)
         shift = start[m_text[keep]] - 1  # token index -> index into input_ids
-        m_off = _exclusive_cumsum(n_kept[kept])
+        m_off = exclusive_cumsum(n_kept[kept])
         kept_rows = pl.Series(chunk[kept])
         batch = pa.record_batch([
             sample["doc_id"].gather(kept_rows).to_arrow().cast(pa.string()),
             pa.array(sample["sentence_id"].gather(kept_rows).to_numpy(), pa.int32()),
-            _list_array(out_off, values),
-            _list_array(m_off, a[keep] - shift),
-            _list_array(m_off, b[keep] - shift),
-            _list_array(m_off, m_node[keep]),
+            list_array(out_off, values),
+            list_array(m_off, a[keep] - shift),
+            list_array(m_off, b[keep] - shift),
+            list_array(m_off, m_node[keep]),
         ], schema=SENTENCES_SCHEMA)
         stats["sentences"] += batch.num_rows
         stats["mentions"] += int(keep.sum())
@@ -357,11 +302,11 @@ def _name_batches(names: pl.Series, tokenizer, opts: TokenizeOptions, stats: dic
         ids, _, n_tok = _encode(tokenizer, texts)
         stats["names_truncated"] += int((n_tok > width).sum())
         length = np.minimum(n_tok, width)
-        out_off, values = _with_specials(ids, _exclusive_cumsum(n_tok)[:-1], length,
+        out_off, values = _with_specials(ids, exclusive_cumsum(n_tok)[:-1], length,
                                          tokenizer.cls_token_id, tokenizer.sep_token_id)
         yield pa.record_batch([
             pa.array(np.arange(c0, c0 + len(texts), dtype=np.int32)),
-            _list_array(out_off, values),
+            list_array(out_off, values),
         ], schema=NAMES_SCHEMA)
 
 
@@ -407,7 +352,7 @@ def _grouped_list(n_rows: int, owner: pl.Series, values: pl.Series) -> pa.ListAr
     """A list per row ``0 .. n_rows - 1`` of ``values`` whose ``owner`` is that row (owner
     sorted, order within an owner kept)."""
     counts = np.bincount(owner.to_numpy().astype(np.int64), minlength=n_rows)
-    return _list_array(_exclusive_cumsum(counts), values.to_numpy())
+    return list_array(exclusive_cumsum(counts), values.to_numpy())
 
 
 def _node_batches(nodes: pl.DataFrame, name_rows: pl.DataFrame, pool: pl.DataFrame):
@@ -467,13 +412,13 @@ def tokenize_sample(
               "nodes_with_subgraph": pool["node"].n_unique(), "neighbors": pool.height}
     out = Path(out_dir)
     with atomic_paths(*(out / f for f in SHARD_FILES)) as tmp:
-        _write_ipc(tmp[0], SENTENCES_SCHEMA, _sentence_batches(sample, mentions, tokenizer,
+        write_ipc(tmp[0], SENTENCES_SCHEMA, _sentence_batches(sample, mentions, tokenizer,
                                                                 opts, stats))
         if stats["sentences"] == 0:
             raise BaliInputError("<sample>", "no sentence keeps a mention after tokenizing "
                                  f"(max_length {opts.max_length})")
-        _write_ipc(tmp[1], NAMES_SCHEMA, _name_batches(names, tokenizer, opts, stats))
-        _write_ipc(tmp[2], NODES_SCHEMA, _node_batches(nodes, name_rows, pool))
+        write_ipc(tmp[1], NAMES_SCHEMA, _name_batches(names, tokenizer, opts, stats))
+        write_ipc(tmp[2], NODES_SCHEMA, _node_batches(nodes, name_rows, pool))
         tmp[3].write_text(_json_text(relations), encoding="utf-8")
         meta = {
             "format": FORMAT,
@@ -495,126 +440,3 @@ def tokenize_sample(
              stats["sentences_truncated"], stats["mentions_dropped_by_truncation"],
              stats["nodes"], stats["names"])
     return stats | {"seconds": round(seconds, 3)}
-
-
-# --------------------------------------------------------------------------------------------
-# readers
-
-
-class _MappedIpc:
-    """An Arrow IPC file memory-mapped on first use in each process; pickles as its path, so
-    a DataLoader worker maps the file itself instead of receiving a copy."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise BaliInputError(self.path, "file not found (run the tokenize stage)")
-        self._batches: list[pa.RecordBatch] | None = None
-        self._starts: np.ndarray | None = None
-        self._lists: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict) -> None:
-        self.path, self._batches, self._starts, self._lists = state["path"], None, None, {}
-
-    def _open(self) -> list[pa.RecordBatch]:
-        if self._batches is None:
-            reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
-            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-            self._starts = _exclusive_cumsum(np.array([b.num_rows for b in batches],
-                                                      dtype=np.int64))
-            self._batches = batches
-        return self._batches
-
-    def __len__(self) -> int:
-        self._open()
-        return int(self._starts[-1])
-
-    def _locate(self, i) -> tuple[int, int]:
-        n = len(self)
-        i = operator.index(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"{self.path.name}: row {i} out of range ({n} rows)")
-        k = int(np.searchsorted(self._starts, i, side="right")) - 1
-        return k, i - int(self._starts[k])
-
-    def list_row(self, column: str, i) -> np.ndarray:
-        """Row ``i`` of an int32 list column: a read-only view into the mapped file."""
-        k, j = self._locate(i)
-        if column not in self._lists:
-            cols = []
-            for batch in self._open():
-                arr = batch.column(column)
-                cols.append((arr.offsets.to_numpy(), arr.values.to_numpy()))
-            self._lists[column] = cols
-        offsets, values = self._lists[column][k]
-        return values[offsets[j]:offsets[j + 1]]
-
-    def value(self, column: str, i):
-        """Row ``i`` of a scalar column as a Python value."""
-        k, j = self._locate(i)
-        return self._open()[k].column(column)[j].as_py()
-
-
-class ShardDataset(_Dataset):
-    """The sentences of a shard directory for a PyTorch DataLoader: item ``i`` is a dict of
-    LongTensors ``input_ids`` and ``mention_start`` / ``mention_end`` / ``mention_node``."""
-
-    COLUMNS = ("input_ids", "mention_start", "mention_end", "mention_node")
-
-    def __init__(self, out_dir: str | Path):
-        self.out_dir = Path(out_dir)
-        self._file = _MappedIpc(self.out_dir / "sentences.arrow")
-
-    def __len__(self) -> int:
-        return len(self._file)
-
-    def __getitem__(self, i) -> dict:
-        import torch
-
-        return {c: torch.from_numpy(self._file.list_row(c, i).astype(np.int64))
-                for c in self.COLUMNS}
-
-    def key(self, i) -> tuple[str, int]:
-        """``(doc_id, sentence_id)`` of item ``i``."""
-        return self._file.value("doc_id", i), self._file.value("sentence_id", i)
-
-
-class NodeTable:
-    """Nodes of a shard directory by node index: cui, name ids, name tokens, subgraph pool
-    (all memory-mapped; pickles as the directory)."""
-
-    def __init__(self, out_dir: str | Path):
-        self.out_dir = Path(out_dir)
-        self._nodes = _MappedIpc(self.out_dir / "nodes.arrow")
-        self._names = _MappedIpc(self.out_dir / "names.arrow")
-        self.relations: list[str] = json.loads(
-            (self.out_dir / "relations.json").read_text(encoding="utf-8"))
-
-    def __len__(self) -> int:
-        return len(self._nodes)
-
-    @property
-    def num_names(self) -> int:
-        return len(self._names)
-
-    def cui(self, node: int) -> str:
-        return self._nodes.value("cui", node)
-
-    def name_ids(self, node: int) -> np.ndarray:
-        """The node's name ids (preferred name first), int32 view."""
-        return self._nodes.list_row("name_ids", node)
-
-    def name_input_ids(self, name_id: int) -> np.ndarray:
-        """Token ids (``[CLS] name [SEP]``) of a name, int32 view."""
-        return self._names.list_row("input_ids", name_id)
-
-    def neighbors(self, node: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(neighbor_nodes, neighbor_relations)`` of the node's subgraph pool, in priority
-        order (the first ``max_neighbors`` are the default subgraph)."""
-        return (self._nodes.list_row("neighbor_nodes", node),
-                self._nodes.list_row("neighbor_relations", node))

@@ -101,7 +101,8 @@ class DictionaryOptions:
         default=STOP_NAMES, metadata={"help": "names never matched (case-insensitive)"}
     )
     ambiguous: str = field(
-        default="all", metadata={"help": "a name of several concepts: 'all' or 'skip'"}
+        default="all", metadata={"help": "a name of several concepts: 'all' or 'skip'",
+                                 "choices": ("all", "skip")}
     )
 
 

@@ -13,7 +13,6 @@ GPU. DeepSpeed is imported only in :class:`DeepSpeedBackend`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -22,20 +21,15 @@ import torch
 from torch import nn
 
 from bali import distributed as dist
+from bali.torchutil import autocast, decay_groups
 from bali.train.config import TrainConfig
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """AdamW groups: LM parameters at ``lr_lm``, the rest at ``lr_other``; no weight decay on
-    biases and LayerNorm weights."""
-    groups = []
-    for params, lr in ((model.lm_parameters(), cfg.lr_lm), (model.other_parameters(),
-                                                            cfg.lr_other)):
-        decay = [p for p in params if p.requires_grad and p.ndim > 1]
-        no_decay = [p for p in params if p.requires_grad and p.ndim <= 1]
-        groups += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
-                   {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    """AdamW groups: LM parameters at ``lr_lm``, the rest at ``lr_other``, each split by
+    :func:`bali.torchutil.decay_groups`."""
+    return [*decay_groups(model.lm_parameters(), cfg.weight_decay, lr=cfg.lr_lm),
+            *decay_groups(model.other_parameters(), cfg.weight_decay, lr=cfg.lr_other)]
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
@@ -82,13 +76,8 @@ class TorchBackend:
                 find_unused_parameters=True)
         self.is_main = dist.rank() == 0
 
-    def autocast(self):
-        if self.device.type == "cuda" and self.cfg.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def forward(self, batch: dict) -> dict:
-        with self.autocast():
+        with autocast(self.device, self.cfg.bf16):
             return self.model({k: v.to(self.device) for k, v in batch.items()})
 
     def micro_step(self, loss: torch.Tensor, boundary: bool) -> None:

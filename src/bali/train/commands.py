@@ -13,7 +13,8 @@ def _pretrain(args: argparse.Namespace) -> None:
     import os
 
     from bali import distributed as dist
-    from bali.train.config import ModelConfig, TrainConfig
+    from bali.model.config import ModelConfig
+    from bali.train.config import TrainConfig
     from bali.train.loop import pretrain
 
     if args.local_rank is not None:  # the deepspeed launcher's flag; torchrun sets the env
@@ -37,7 +38,8 @@ def _export(args: argparse.Namespace) -> None:
 
 def add_parser(stages: argparse._SubParsersAction) -> None:
     """Register ``bali pretrain`` and ``bali export``."""
-    from bali.train.config import ModelConfig, TrainConfig
+    from bali.model.config import ModelConfig
+    from bali.train.config import TrainConfig
 
     pre = stages.add_parser(
         "pretrain", help="BALI pretraining (MLM + graph alignment), torch or DeepSpeed",

@@ -35,11 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.ipc
 import torch
 
-from bali.sample.tokenize import NodeTable, ShardDataset
+from bali.shards import MappedIpc, NodeTable, ShardDataset
 
 
 @dataclass(frozen=True)
@@ -49,68 +47,6 @@ class SpecialIds:
     sep: int
     mask: int
     vocab_size: int
-
-
-class _Lists:
-    """The int list columns of a shard's Arrow IPC file, memory-mapped on first use in each
-    process (pickles as its path, like the readers of :mod:`bali.sample.tokenize`); rows are
-    gathered by index arrays, without a lookup per row."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._batches: list[pa.RecordBatch] | None = None
-        self._cols: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict) -> None:
-        self.path, self._batches, self._cols = state["path"], None, {}
-
-    def _column(self, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(offsets, values) of the column in each record batch: views into the mapped file."""
-        if self._batches is None:
-            reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
-            self._batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-            self._starts = np.cumsum([0] + [b.num_rows for b in self._batches])
-        if name not in self._cols:
-            self._cols[name] = [(b.column(name).offsets.to_numpy(),
-                                 b.column(name).values.to_numpy()) for b in self._batches]
-        return self._cols[name]
-
-    def lengths(self, name: str) -> np.ndarray:
-        """Length of every row (int64), from the list offsets alone (values are not read)."""
-        parts = [np.diff(off) for off, _ in self._column(name)]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-
-    def rows(self, name: str, idx) -> list[np.ndarray]:
-        """Rows ``idx`` of the column: read-only views, in the order of ``idx``."""
-        cols = self._column(name)
-        idx = np.asarray(idx, dtype=np.int64)
-        if idx.size and not 0 <= idx.min() <= idx.max() < self._starts[-1]:
-            raise IndexError(f"{self.path.name}: rows out of range [0, {self._starts[-1]})")
-        k = np.searchsorted(self._starts, idx, side="right") - 1
-        local = idx - self._starts[k]
-        lo, hi = np.empty_like(local), np.empty_like(local)
-        for kk in np.unique(k).tolist():
-            sel = k == kk
-            off = cols[kk][0]
-            lo[sel], hi[sel] = off[local[sel]], off[local[sel] + 1]
-        return [cols[kk][1][a:b] for kk, a, b in zip(k.tolist(), lo.tolist(), hi.tolist(),
-                                                     strict=True)]
-
-    def gather(self, name: str, idx) -> tuple[np.ndarray, np.ndarray]:
-        """(length of each row, the rows concatenated as int64) of rows ``idx``."""
-        rows = self.rows(name, idx)
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        flat = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
-        return lengths, flat
-
-
-def sentence_lengths(shards) -> np.ndarray:
-    """Tokens of ``input_ids`` of every sentence of a shard directory (int64, row order),
-    from the list offsets of the memory-mapped ``sentences.arrow`` (token ids are not read)."""
-    return _Lists(Path(shards) / "sentences.arrow").lengths("input_ids")
 
 
 def _pad(rows: list, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +73,7 @@ class BatchDataset(torch.utils.data.Dataset):
         self.sentences = ShardDataset(shards)  # checks the files; the readers below gather
         self.nodes = NodeTable(shards)
         shards = Path(shards)
-        self._rows = {f: _Lists(shards / f"{f}.arrow") for f in ("sentences", "nodes", "names")}
+        self._rows = {f: MappedIpc(shards / f"{f}.arrow") for f in ("sentences", "nodes", "names")}
         self.special, self.batch_size, self.seed = special, batch_size, seed
         self.max_neighbors, self.mlm_probability = max_neighbors, mlm_probability
         self.mask_tokens, self.mask_mentions = mask_tokens, mask_mentions

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from bali.io import BaliInputError
-from bali.train.config import ModelConfig
+from bali.model.config import ModelConfig
 
 SELECT = ("last", "best-dev")
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import shutil
 import time
 from dataclasses import asdict
@@ -43,6 +42,8 @@ from tqdm import tqdm
 
 from bali import distributed as dist
 from bali.io import atomic_paths
+from bali.model.config import ModelConfig
+from bali.torchutil import seed_everything
 from bali.train.checkpoint import (
     forget_best_after,
     keep_metrics_until,
@@ -52,7 +53,7 @@ from bali.train.checkpoint import (
     save_weights,
     set_rng_state,
 )
-from bali.train.config import ModelConfig, TrainConfig
+from bali.train.config import TrainConfig
 from bali.train.data import BatchDataset, SpecialIds
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,7 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
 
     if tcfg.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, not {tcfg.backend!r}")
-    random.seed(tcfg.seed)
-    np.random.seed(tcfg.seed)
-    torch.manual_seed(tcfg.seed)
+    seed_everything(tcfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = json.loads((shards / "meta.json").read_text())
     relations = json.loads((shards / "relations.json").read_text())

@@ -15,7 +15,7 @@ from torch import nn
 
 from .cls import PairClassificationLoss, pair_classification, pair_logits, pair_mask
 from .combined import total_loss
-from .infonce import InfoNCELoss, info_nce, info_nce_pairs
+from .infonce import InfoNCELoss, info_nce
 from .mlm import IGNORE_INDEX, mask_tokens, mlm_loss
 from .ms import MultiSimilarityLoss, multi_similarity
 
@@ -43,7 +43,6 @@ __all__ = [
     "MultiSimilarityLoss",
     "PairClassificationLoss",
     "info_nce",
-    "info_nce_pairs",
     "make_alignment_loss",
     "mask_tokens",
     "mlm_loss",

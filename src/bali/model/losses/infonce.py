@@ -74,28 +74,6 @@ def info_nce(
     return (t2g + g2t) / 2
 
 
-def info_nce_pairs(
-    text: Tensor,
-    graph: Tensor,
-    concept_ids: Tensor,
-    temperature: float = DEFAULT_TEMPERATURE,
-    symmetric: bool = True,
-) -> Tensor:
-    """InfoNCE over B paired rows ``text [B, d]``, ``graph [B, d]`` (graph rows may repeat).
-
-    Every pair (i, j) with ``concept_ids[i] == concept_ids[j]`` is a positive; each row's loss is
-    the multi-positive ``-log(Σ_{j∈P(i)} exp(s_ij/τ) / Σ_j exp(s_ij/τ))``, averaged over rows, and
-    the symmetric loss averages the text->graph and graph->text directions. With distinct ids
-    this is the paper's formula (CLIP-style InfoNCE with positives on the diagonal).
-    """
-    logits = cosine_logits(text, graph, temperature)  # [B, B]
-    positive = concept_ids[:, None] == concept_ids[None, :]
-    t2g = multi_positive_nll(logits, positive).mean()
-    if not symmetric:
-        return t2g
-    return (t2g + multi_positive_nll(logits.T, positive.T).mean()) / 2
-
-
 class InfoNCELoss(nn.Module):
     """:func:`info_nce` as a module: ``forward(text [E, d], graph [C, d], target [E])``."""
 
