@@ -127,6 +127,11 @@ def test_benchmark_end_to_end(benchmark, shared_data, model_dir, tmp_path):
     assert len(rec["data"]) == len([a for a in args if not a.startswith("--")])
     assert rec["options"]["max_length"] == 64 and rec["options"]["lr"] > 0
     assert [h["epoch"] for h in rec["history"]] == [1] and rec["best_epoch"] == 1
+    items = rec["items"]  # per test example, in the capped order
+    assert len(items["id"]) == len(items["gold"]) == len(items["pred"]) == 32
+    assert items["correct"] == [int(g == p) for g, p in zip(items["gold"], items["pred"])]
+    if qa:
+        assert sum(items["correct"]) / 32 == pytest.approx(rec["metrics"]["accuracy"])
     if benchmark == "pubmedqa":
         assert rec["options"]["fold"] == 3  # seed 13 -> fold 13 mod 10
     if benchmark in ("medqa", "ddi", "gad"):  # no --dev: 10% of train held out

@@ -145,7 +145,13 @@ def test_export_loads_with_automodel(setup, tmp_path):
     export_run(tmp_path / "run", tmp_path / "hf")
     assert (tmp_path / "hf" / "model.safetensors").exists()
     assert (tmp_path / "hf" / "bali_graph.safetensors").exists()
-    assert "BALI-pretrained" in (tmp_path / "hf" / "README.md").read_text()
+    card = (tmp_path / "hf" / "README.md").read_text()
+    assert "BALI-pretrained" in card and "No evaluation results yet" in card
+    meta = json.loads((shards / "meta.json").read_text())["counts"]
+    assert f"| {meta['sentences']:,} | {meta['mentions']:,} | {meta['tokens']:,} |" in card
+    assert "3 of 3 steps" in card
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["attention"] == "sdpa"
+    _card_with_results(tmp_path / "run", tmp_path / "hf")
     encoder = AutoModel.from_pretrained(tmp_path / "hf")
     tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
     original = AutoModel.from_pretrained(model_dir)
@@ -154,6 +160,26 @@ def test_export_loads_with_automodel(setup, tmp_path):
         trained = encoder(**batch).last_hidden_state
         before = original(**batch).last_hidden_state
     assert trained.shape == before.shape and not torch.allclose(trained, before)
+
+
+def _card_with_results(run: Path, hf: Path) -> None:
+    """``bali card`` adds the evaluation results to the card (and its model-index)."""
+    import yaml
+
+    from bali.cli import main
+
+    result = hf.parent / "seed0.json"
+    result.write_text(json.dumps({
+        "task": "el_zeroshot", "benchmark": "toy", "model": str(hf), "labels": {}, "seed": 0,
+        "metrics": {"acc@1": 0.625, "acc@5": 0.75}, "primary": "acc@1", "options": {},
+        "counts": {}, "data": {}, "notes": [], "seconds": 1.0, "bali_version": "0"}))
+    assert main(["card", "--run-dir", str(run), "--model-dir", str(hf), "--results",
+                 str(result), "--variant", "gat"]) == 0
+    card = (hf / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] and front["model-index"][0]["results"][0]["metrics"][0] == {
+        "type": "acc@1", "value": 0.625}
+    assert "| toy | el_zeroshot | 0 | acc@1 62.50, acc@5 75.00 |" in card
 
 
 def test_deepspeed_backend_on_cpu(setup, tmp_path, monkeypatch):

@@ -247,8 +247,10 @@ def test_cli_end_to_end(tmp_path, capsys):
     for n in range(2, 7):
         for ext in ("md", "tex", "csv"):
             assert (out / "tables" / f"table{n}.{ext}").stat().st_size > 0
-        assert tables.to_markdown(tables.build_tables(aggregate(read_records(files)))[n]) \
-            in text
+        full = tables.build_tables(aggregate(read_records(files)))[n]
+        ours = tables.ours_only(full)  # inline: only rows/columns with a result of ours
+        assert tables.to_markdown(ours) in text and tables.to_markdown(full) not in text
+        assert (out / "tables" / f"table{n}.md").read_text() == tables.to_markdown(full)
     for name in ("pretraining_curves", "el_zeroshot_bars", "seeds_qa", "seeds_re"):
         assert (out / "plots" / f"{name}.png").read_bytes().startswith(PNG)
         assert f"](plots/{name}.png)" in text
@@ -269,8 +271,9 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "none" / "*.json"),
                  "--out-dir", str(empty)]) == 0
     text = (empty / "report.md").read_text()
-    assert "Built from **0 result files**" in text and "No results yet" in text
-    assert "![" not in text and "74 ± 3.4" in text
+    assert "Built from **0 result files**" in text and "No result of ours" in text
+    assert "![" not in text and "74 ± 3.4" not in text
+    assert "74 ± 3.4" in (empty / "tables" / "table2.md").read_text()  # the full table
     capsys.readouterr()
 
 
@@ -327,3 +330,82 @@ def test_headline_over_seeds_without_items():
     (row,) = headline_rows(recs)
     assert row["seeds"] == 3 and row["delta"] == pytest.approx((10 + 5 + 2) / 3)
     assert row["verdict"] == "better" and row["ci"] is None and row["std"] > 0
+
+
+def test_ours_only_keeps_rows_and_columns_with_our_results(built):
+    full = built[3]
+    ours = tables.ours_only(full)
+    assert ours is not None and 0 < len(ours.rows) < len(full.rows)
+    assert all(any(c.mean is not None for c in r.cells) for r in ours.rows)
+    for j, col in enumerate(ours.columns):
+        assert any(r.cells[j].mean is not None for r in ours.rows), col
+    kept = {(r.model, r.variant) for r in ours.rows}
+    assert kept == {(r.model, r.variant) for r in full.rows
+                    if any(c.mean is not None for c in r.cells)}
+    assert tables.ours_only(tables.build_tables(aggregate([]))[2]) is None
+
+
+def test_pipeline_summary_reads_each_stage(tmp_path):
+    """Counts from each stage's own files, wall times from Snakemake benchmark TSVs."""
+    from bali.report.pipeline import summary_markdown, summary_rows
+
+    res, logs = tmp_path / "results", tmp_path / "logs"
+    for path, obj in {
+        "kg/stats.json": {"counts": {"concepts": 3, "names": 5, "edges": 7, "xrefs": 1},
+                          "seconds": 2.0},
+        "text/a/annotate.json": {"documents": 2, "normalization": {"mapped": 4,
+                                                                   "unmapped": 1}},
+        "text/b/annotate.json": {"documents": 3, "normalization": {"mapped": 6,
+                                                                   "unmapped": 0}},
+        "text/a/sentences.json": {"sentences": 8}, "text/b/sentences.json": {"sentences": 9},
+        "sample/sample_stats.json": {"candidate_sentences": 12, "sampled_sentences": 10,
+                                     "concepts_with_candidates": 4, "k": 10, "seconds": 0.5},
+        "shards/m/meta.json": {"counts": {"sentences": 10, "tokens": 99, "names": 5,
+                                          "nodes": 3}},
+    }.items():
+        (res / path).parent.mkdir(parents=True, exist_ok=True)
+        (res / path).write_text(json.dumps(obj))
+    run = res / "pretrain" / "m" / "gat"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 0, "dev_acc1": 0.5}, {"step": 1, "loss": 3.0, "samples_per_s": 4.0},
+        {"step": 2, "loss": 2.0, "samples_per_s": 6.0, "dev_acc1": 0.55, "elapsed_s": 9.0}]))
+    bench = logs / "benchmarks" / "build_kg"
+    bench.mkdir(parents=True)
+    (bench / "build_kg.tsv").write_text("s\th:m:s\tmax_rss\n61.5\t0:01:01\t100\n")
+    rows = {r["stage"]: r for r in summary_rows(res, logs)}
+    assert rows["KG"]["counts"] == {"concepts": 3, "names": 5, "edges": 7, "xrefs": 1}
+    assert rows["KG"]["seconds"] == 61.5  # the benchmark file wins over the stage's own
+    assert rows["text"]["counts"] == {"shards": 2, "documents": 5, "mentions mapped": 10,
+                                      "unmapped": 1, "sentences": 17}
+    assert rows["sample"]["seconds"] == 0.5
+    pre = rows["pretrain (m/gat)"]
+    assert pre["counts"]["steps"] == 2 and pre["counts"]["samples/s"] == 5.0
+    assert pre["counts"]["dev Acc@1 base"] == 50.0 and pre["counts"]["best (step 2)"] == 55.0
+    assert pre["seconds"] == 9.0
+    md = "\n".join(summary_markdown(list(rows.values())))
+    assert "| KG | concepts 3, names 5, edges 7, xrefs 1 | 1 min 02 s |" in md
+    assert summary_rows(tmp_path / "nothing") == [] and summary_markdown([]) == []
+
+
+def test_report_diff_lists_items_won_and_lost(tmp_path, capsys):
+    from bali.report.diff import item_diff
+
+    base, bali = _el_record("base", [1, 0, 1, 0, 1]), _el_record("gat", [1, 1, 0, 0, 1])
+    base["items"]["top1"] = ["a", "b", "c", "d", "e"]
+    bali["items"]["top1"] = ["a", "B", "C", "d", "e"]
+    diff = item_diff(base, bali)
+    assert [r["id"] for r in diff["won"]] == ["q1"] and [r["id"] for r in diff["lost"]] == ["q2"]
+    assert diff["won"][0] == {"id": "q1", "top1 (A)": "b", "top1 (B)": "B"} and diff["same"] == 3
+    paths = []
+    for name, rec in (("a", base), ("b", bali)):
+        rec |= {"options": {}, "counts": {}, "data": {}, "notes": [], "seconds": 0.0,
+                "bali_version": "0"}
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(rec))
+    assert main(["report", "diff", *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    assert "right and A" in out and "| q1 | b | B |" in out and "| q2 | c | C |" in out
+    bali["items"]["id"][0] = "other"
+    with pytest.raises(BaliInputError, match="different items"):
+        item_diff(base, bali)

@@ -29,7 +29,7 @@ def _config_check(args: argparse.Namespace) -> None:
 #: the module that registers each command (``add_parser``); ``bali CMD`` imports only its own,
 #: so a command that needs no model imports no torch
 COMMANDS = {"kg": "kg", "text": "text", "sample": "sample", "subgraphs": "sample",
-            "tokenize": "sample", "pretrain": "train", "export": "train",
+            "tokenize": "sample", "pretrain": "train", "export": "train", "card": "train",
             "evaluate": "evaluate", "report": "report"}
 STAGE_ORDER = ("kg", "text", "sample", "train", "evaluate", "report")
 

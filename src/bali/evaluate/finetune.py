@@ -265,7 +265,9 @@ def run_finetune(model_dir: str | Path, head: str, label_names: Sequence[str], s
     score ``splits["test"]``. Labels are names from ``label_names`` (classification) or option
     indices (multiple choice); ``metrics(gold, pred)`` gets them back in that form.
 
-    Returns ``{"metrics": test metrics + dev_<primary>, "history", "best_epoch", "counts"}``.
+    Returns ``{"metrics": test metrics + dev_<primary>, "history", "best_epoch", "counts",
+    "items"}``; ``items``: per test example (in the capped test order) id, gold, pred and
+    correct (0/1), for paired comparisons.
     """
     used = {"train": cap(splits["train"], options.max_train),
             "dev": cap(splits["dev"], options.max_eval),
@@ -287,5 +289,8 @@ def run_finetune(model_dir: str | Path, head: str, label_names: Sequence[str], s
                for h in result.history]
     counts = {k: len(v[1]) for k, v in used.items()}
     counts.update({f"{k}_read": len(v[1]) for k, v in splits.items()})
+    gold, predicted = list(used["test"][1]), [to_name(p) for p in pred]
+    items = {"id": list(range(len(gold))), "gold": gold, "pred": predicted,
+             "correct": [int(g == p) for g, p in zip(gold, predicted, strict=True)]}
     return {"metrics": {**test, f"dev_{primary}": result.best_dev}, "history": history,
-            "best_epoch": result.best_epoch, "counts": counts}
+            "best_epoch": result.best_epoch, "counts": counts, "items": items}

@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace) -> None:
                  options={**dataclasses.asdict(options), **reader_options},
                  counts=out["counts"], data=files, labels=labels, notes=notes, started=started)
     rec["history"], rec["best_epoch"] = out["history"], out["best_epoch"]
+    rec["items"] = out["items"]  # per-example scores (bali.report.headline, bali report diff)
     write_record(args.out, rec)
     print(json.dumps({**rec["metrics"], **rec["counts"], "best_epoch": out["best_epoch"]}))
 

@@ -41,6 +41,7 @@ PLOT_TITLES = {
 }
 TASK_NAMES = {"qa": "Question answering", "el_zeroshot": "Zero-shot entity linking",
               "el_supervised": "Supervised entity linking", "re": "Relation extraction"}
+KNOWN_TASKS = ("qa", "el_zeroshot", "el_supervised", "re")
 TABLE_TITLES = {2: "Question answering", 3: "Entity linking", 4: "Relation extraction",
                 5: "Node representations (PubMedBERT)", 6: "Ablations (PubMedBERT, GAT)"}
 
@@ -73,33 +74,13 @@ def parse_runs(items: list[str]) -> dict[str, Path]:
     return runs
 
 
-def _anchor(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces -> ``-``."""
-    return "".join(ch for ch in heading.lower() if ch.isalnum() or ch in " -").replace(" ", "-")
-
-
-def _png_link(name: str, title: str, prefix: str = "") -> str:
-    return f"### {title}\n\n![{title}]({prefix}plots/{name}.png)\n"
-
-
-def _run_summary(label: str, run_dir: Path, rows: list[dict]) -> str:
-    last = rows[-1] if rows else {}
-    acc = [r["align_acc"] for r in rows[-50:] if "align_acc" in r]
-
-    def num(key: str) -> str:
-        return f"{last[key]:.4f}" if key in last else "–"
-
-    return (f"| {label} | `{run_dir}` | {last.get('step', '–')} | {num('loss')} | "
-            f"{num('mlm_loss')} | {num('align_loss')} | "
-            f"{f'{sum(acc) / len(acc):.3f}' if acc else '–'} |")
-
-
 def make_report(results: list[Path], runs: dict[str, Path], opts: ReportOptions,
-                link_prefix: str = "") -> dict[str, bytes]:
+                link_prefix: str = "", results_dir: Path | None = None,
+                logs_dir: Path | None = None) -> dict[str, bytes]:
     """All report files as ``{relative path: content}`` (module docstring); the links of
-    ``report.md`` start with ``link_prefix`` (the way from the page to the directory)."""
+    ``report.md`` start with ``link_prefix`` (the way from the page to the directory);
+    ``results_dir``/``logs_dir``: the run's stage files for the pipeline summary."""
 
-    from bali import __version__
     from bali.evaluate.results import aggregate, aggregate_csv, read_records
     from bali.report import plots, tables
 
@@ -119,73 +100,19 @@ def make_report(results: list[Path], runs: dict[str, Path], opts: ReportOptions,
         pngs[f"{task}_bars"] = plots.el_bars(agg, task)
     scores = plots.seed_scores(records)
     titles = dict(PLOT_TITLES)
-    known = ["qa", "el_zeroshot", "el_supervised", "re"]
-    for task in plots.known_first(scores["task"].unique().to_list(), known):
+    for task in plots.known_first(scores["task"].unique().to_list(), KNOWN_TASKS):
         pngs[f"seeds_{task}"] = plots.seed_distributions(scores, task)
         titles[f"seeds_{task}"] = (f"{TASK_NAMES.get(task, task)}: primary metric of each "
                                    "seed, per benchmark")
     pngs = {k: v for k, v in pngs.items() if v is not None}
     files.update({f"plots/{k}.png": v for k, v in pngs.items()})
 
-    seeds = sorted(set(scores["seed"].to_list()))
-    lines = [f"# {opts.title}", ""]
-    if records:
-        span = f"{min(agg['n'])}–{max(agg['n'])}" if min(agg["n"]) != max(agg["n"]) \
-            else str(min(agg["n"]))
-        lines.append(
-            f"Built from **{len(results)} result files** ({scores.height} distinct runs of a "
-            f"model, benchmark and seed) with **{len(seeds)} distinct seeds** "
-            f"({', '.join(map(str, seeds))}); each aggregated number averages n = {span} "
-            f"seeds; **{len(runs)} pretraining runs**. bali {__version__}.")
-    else:
-        lines.append(f"Built from **0 result files**: no results yet, so the tables show only "
-                     f"the paper's numbers; **{len(runs)} pretraining runs**. "
-                     f"bali {__version__}.")
-    from bali.report.headline import headline_markdown
+    from bali.report.page import report_page
+    from bali.report.pipeline import summary_rows
 
-    lines += ["", *headline_markdown(
-        records, lambda m, v: f"{tables.model_name(m)} {tables.variant_name(v)}")]
-    lines += [
-        "", "Numbers are percentages. *Ours*: mean ± sample standard deviation over seeds "
-        "(the mean alone for one seed). *(paper)*: the published number of the BALI paper "
-        "(SIGIR 2025), as printed. – : not run here / not in the paper. <u>Underlined</u>: "
-        "the best of a model's rows (original LM vs + BALI) per column, Tables 2–4. Rows: "
-        "the paper's rows in its order, then extra variants and models found in the results; "
-        "columns likewise for benchmarks.", "",
-        "Tables: " + " · ".join(f"[Table {n}](#{_anchor(f'Table {n}: {TABLE_TITLES[n]}')})"
-                                for n in built),
-        "",
-    ]
-    for n, table in built.items():
-        lines += [f"## Table {n}: {TABLE_TITLES[n]}", "",
-                  table.caption + ("" if table.seeds else " **No results yet.**"), "",
-                  f"Files: [LaTeX]({link_prefix}tables/table{n}.tex) · "
-                  f"[CSV]({link_prefix}tables/table{n}.csv) · "
-                  f"[Markdown]({link_prefix}tables/table{n}.md)", "",
-                  tables.to_markdown(table)]
-    lines += ["## Plots", ""]
-    if not pngs:
-        lines += ["No plots: no results and no pretraining runs given.", ""]
-    for name in pngs:
-        lines.append(_png_link(name, titles[name], link_prefix))
-        if name == "pretraining_curves":
-            lines += ["| run | directory | last step | loss | MLM loss | align loss | "
-                      "align acc (last 50 steps) |", "|---|---|---:|---:|---:|---:|---:|"]
-            lines += [_run_summary(k, runs[k], v) for k, v in metrics.items()]
-            lines.append("")
-    other = sorted(set(scores["task"].to_list()) - set(known))
-    lines += ["## Files", "",
-              f"- [aggregate.csv]({link_prefix}aggregate.csv): mean and std over seeds of "
-              "every metric of every run (fractions, not percent)"
-              + (f"; also holds tasks not in any table: {', '.join(other)}" if other else ""),
-              "- Tables: " + ", ".join(f"[{n}.{ext}]({link_prefix}tables/table{n}.{ext})"
-                                       for n in built for ext in ("tex", "csv")),
-              "", "### Variant labels", "", "| label | meaning |", "|---|---|"]
-    lines += [f"| `{k}` | {v} |" for k, v in tables.VARIANT_NAMES.items()]
-    if results:
-        lines += ["", "<details><summary>Result files</summary>", ""]
-        lines += [f"- `{p}`" for p in results]
-        lines += ["", "</details>"]
+    summary = summary_rows(results_dir, logs_dir) if results_dir is not None else []
+    lines = report_page(opts.title, results, records, agg, scores, built, runs, metrics,
+                        pngs, titles, summary, link_prefix)
     files["report.md"] = ("\n".join(lines) + "\n").encode()
     return files
 
@@ -207,15 +134,30 @@ def write_report(files: dict[str, bytes], out_dir: Path, page: Path | None = Non
 def _report(args: argparse.Namespace) -> None:
     import os
 
+    if args.action == "diff":
+        return _diff(args)
+    if args.out_dir is None:
+        raise BaliInputError("bali report", "--out-dir is required (or: bali report diff A B)")
     results = expand_results(args.results)
     prefix = ""
     if args.markdown is not None:
         prefix = Path(os.path.relpath(args.out_dir, args.markdown.parent)).as_posix() + "/"
     files = make_report(results, parse_runs(args.pretrain_run),
-                        options_from_args(ReportOptions, args), link_prefix=prefix)
+                        options_from_args(ReportOptions, args), link_prefix=prefix,
+                        results_dir=args.pipeline, logs_dir=args.logs)
     write_report(files, args.out_dir, args.markdown)
     print(json.dumps({"out_dir": str(args.out_dir), "results": len(results),
                       "files": sorted(files)}))
+
+
+def _diff(args: argparse.Namespace) -> None:
+    from bali.evaluate.results import read_records
+    from bali.report.diff import diff_markdown, item_diff
+
+    if len(args.files) != 2:
+        raise BaliInputError("bali report diff", "expects two results JSONs: A B")
+    a, b = read_records(args.files)
+    print(diff_markdown(item_diff(a, b, args.metric), str(args.files[0]), str(args.files[1])))
 
 
 def add_parser(stages: argparse._SubParsersAction) -> None:
@@ -223,14 +165,23 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     rep = stages.add_parser(
         "report", help="the paper's result tables and plots from results JSONs",
         description="Tables 2-6 (Markdown, LaTeX, CSV) next to the published numbers, plots "
-        "and report.md; see bali.report.commands for the layout.")
+        "and report.md; see bali.report.commands for the layout. `bali report diff A.json "
+        "B.json`: the test items one model gets right and the other wrong.")
+    rep.add_argument("action", nargs="?", choices=["diff"], help="diff: compare two results")
+    rep.add_argument("files", nargs="*", type=Path, help="diff: results JSONs A and B")
+    rep.add_argument("--metric", help="diff: the metric (default: B's primary)")
     rep.add_argument("--results", nargs="*", default=[], metavar="FILE",
                      help="results JSONs, directories of them, or glob patterns (none: an "
                      "empty report)")
     rep.add_argument("--pretrain-run", action="extend", nargs="+", default=[],
                      metavar="LABEL=RUN_DIR",
                      help="a pretraining run directory (with metrics.jsonl) to plot; repeat")
-    rep.add_argument("--out-dir", required=True, type=Path, help="output directory")
+    rep.add_argument("--out-dir", type=Path, help="output directory (required but for diff)")
+    rep.add_argument("--pipeline", type=Path, metavar="RESULTS_DIR",
+                     help="the run's results directory: a pipeline summary of its stages "
+                     "(bali.report.pipeline)")
+    rep.add_argument("--logs", type=Path, metavar="LOGS_DIR",
+                     help="the run's logs directory (Snakemake benchmark files: wall times)")
     rep.add_argument("--markdown", type=Path,
                      help="write the page here instead of OUT_DIR/report.md (links adjusted)")
     add_options(rep, ReportOptions)

@@ -38,9 +38,13 @@ def verdict(lo: float, hi: float) -> str:
     return "better" if lo > 0 else "worse" if hi < 0 else "no detectable difference"
 
 
+#: the per-item score whose mean is each metric (F1 is no mean of item scores: no CI)
+ITEM_SCORES = {"acc@1": "hit@1", "acc@5": "hit@5", "accuracy": "correct"}
+
+
 def _items(rec: dict, metric: str) -> tuple[list, np.ndarray] | None:
     items = rec.get("items") or {}
-    key = metric.replace("acc@", "hit@")
+    key = ITEM_SCORES.get(metric)
     if "id" not in items or key not in items:
         return None
     return items["id"], np.asarray(items[key], dtype=float)

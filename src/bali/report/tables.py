@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -243,6 +243,18 @@ def build_table(number: int, agg: pl.DataFrame) -> Table:
     if spec.underline:
         rows = _underline(rows, spec.decimals)
     return Table(number, spec.caption, tuple(columns), tuple(rows), spec.decimals)
+
+
+def ours_only(table: Table) -> Table | None:
+    """The columns and rows of ``table`` that hold a result of ours (each with the paper's
+    number beside it), or None when there is none."""
+    keep = [j for j in range(len(table.columns))
+            if any(r.cells[j].mean is not None for r in table.rows)]
+    rows = tuple(replace(r, cells=tuple(r.cells[j] for j in keep)) for r in table.rows
+                 if any(r.cells[j].mean is not None for j in keep))
+    if not rows:
+        return None
+    return replace(table, columns=tuple(table.columns[j] for j in keep), rows=rows)
 
 
 def build_tables(agg: pl.DataFrame) -> dict[int, Table]:

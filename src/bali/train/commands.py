@@ -36,8 +36,14 @@ def _export(args: argparse.Namespace) -> None:
     print(json.dumps(export_run(args.run_dir, args.out_dir, args.select)))
 
 
+def _card(args: argparse.Namespace) -> None:
+    from bali.train.card import write_card
+
+    print(write_card(args.run_dir, args.model_dir, args.results, args.variant))
+
+
 def add_parser(stages: argparse._SubParsersAction) -> None:
-    """Register ``bali pretrain`` and ``bali export``."""
+    """Register ``bali pretrain``, ``bali export`` and ``bali card``."""
     from bali.model.config import ModelConfig
     from bali.train.config import TrainConfig
 
@@ -67,3 +73,14 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
                      help="weights of the last step, or of the step with the best dev Acc@1 "
                      "(needs validation during pretraining; default: last)")
     exp.set_defaults(func=_export)
+
+    card = stages.add_parser(
+        "card", help="(re)write an exported model's README.md run card with its evaluations",
+        description="The Hugging Face model card of bali.train.card: base model, data counts, "
+        "pretraining, dev metrics and the given evaluation results.")
+    card.add_argument("--run-dir", required=True, type=Path, help="the pretraining run")
+    card.add_argument("--model-dir", required=True, type=Path, help="its bali export")
+    card.add_argument("--results", nargs="*", default=[], type=Path, metavar="JSON",
+                      help="results JSONs of this model")
+    card.add_argument("--variant", default="", help="variant label for the title")
+    card.set_defaults(func=_card)

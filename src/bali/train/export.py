@@ -3,8 +3,8 @@
 Writes the text encoder with ``save_pretrained`` (safetensors; ``AutoModel.from_pretrained``
 loads the encoder, ``AutoModelForMaskedLM`` the encoder with its MLM head), the tokenizer,
 ``bali_graph.safetensors`` (graph encoder, entity pooling and alignment-head weights, for
-analysis; the paper discards them after pretraining) and a ``README.md`` model card with the
-run's configuration and last metrics. Weights are read from ``model.safetensors`` (the last
+analysis; the paper discards them after pretraining) and the ``README.md`` run card
+(:mod:`bali.train.card`). Weights are read from ``model.safetensors`` (the last
 step; ``select="last"``) or ``best.safetensors`` (the step with the best dev Acc@1 of the
 run's validation, ``select="best-dev"``), never from an untrusted pickle.
 """
@@ -25,6 +25,7 @@ def export_run(run_dir: Path, out_dir: Path, select: str = "last") -> dict:
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
+    from bali.train.card import write_card
     from bali.train.checkpoint import BEST_INFO, BEST_WEIGHTS
     from bali.train.loop import build_model
 
@@ -54,32 +55,6 @@ def export_run(run_dir: Path, out_dir: Path, select: str = "last") -> dict:
     metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
     last = json.loads(metrics[-1]) if metrics else {}
     (out_dir / "bali_export.json").write_text(json.dumps(chosen) + "\n")
-    (out_dir / "README.md").write_text(_model_card(config, last, chosen))
+    write_card(run_dir, out_dir)
     return {"out_dir": str(out_dir), "graph_tensors": len(extra), "weights": chosen,
             "last_metrics": last}
-
-
-def _model_card(config: dict, last: dict, chosen: dict) -> str:
-    m, t = config["model"], config["train"]
-    return f"""---
-library_name: transformers
-tags: [bali, biomedical, knowledge-graph, masked-lm]
----
-# BALI-pretrained {m['model']}
-
-Text encoder aligned with a knowledge-graph encoder by BALI pretraining (SIGIR 2025):
-masked language modelling (weight {m['mlm_weight']}) plus {m['alignment']} alignment
-(weight {m['align_weight']}, tau {m['temperature']}) of entity mentions ({m['pooling']}
-pooling) with {m['graph_encoder']} node representations of 1-hop subgraphs
-(<= {m['max_neighbors']} neighbours). {t['steps']} steps, batch {t['batch_size']} x
-{t['grad_accum']}, lr {t['lr_lm']} (LM) / {t['lr_other']} (other), seed {t['seed']},
-backend {t['backend']}.
-
-Load with `AutoModel.from_pretrained(this_dir)`. Exported weights: `{json.dumps(chosen)}`.
-Last step: `{json.dumps(last)}`
-
-## Configuration
-```json
-{json.dumps({k: config[k] for k in ("model", "train", "shards")}, indent=2)}
-```
-"""

@@ -1,0 +1,108 @@
+"""``report.md``: the run's own results first, then the paper's tables where we have numbers.
+
+Order: title and provenance line; the headline (:mod:`bali.report.headline`: BALI against
+its base, paired bootstrap CIs, verdicts, geometry); the pipeline summary
+(:mod:`bali.report.pipeline`); Tables 2-6 cut to the rows and columns that hold a result of
+ours, each beside the paper's number (the full tables are in ``tables/``); plots; files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces -> ``-``."""
+    return "".join(ch for ch in heading.lower() if ch.isalnum() or ch in " -").replace(" ", "-")
+
+
+def _png_link(name: str, title: str, prefix: str = "") -> str:
+    return f"### {title}\n\n![{title}]({prefix}plots/{name}.png)\n"
+
+
+def _run_summary(label: str, run_dir: Path, rows: list[dict]) -> str:
+    last = rows[-1] if rows else {}
+    acc = [r["align_acc"] for r in rows[-50:] if "align_acc" in r]
+
+    def num(key: str) -> str:
+        return f"{last[key]:.4f}" if key in last else "–"
+
+    return (f"| {label} | `{run_dir}` | {last.get('step', '–')} | {num('loss')} | "
+            f"{num('mlm_loss')} | {num('align_loss')} | "
+            f"{f'{sum(acc) / len(acc):.3f}' if acc else '–'} |")
+
+
+def report_page(title: str, results: list[Path], records: list[dict], agg, scores, built: dict,
+                runs: dict[str, Path], metrics: dict, pngs: dict, titles: dict,
+                summary: list[dict], link_prefix: str = "") -> list[str]:
+    """The Markdown lines of ``report.md`` (module docstring)."""
+    from bali import __version__
+    from bali.report import tables
+    from bali.report.commands import KNOWN_TASKS, TABLE_TITLES
+    from bali.report.headline import headline_markdown
+    from bali.report.pipeline import summary_markdown
+
+    seeds = sorted(set(scores["seed"].to_list()))
+    lines = [f"# {title}", ""]
+    if records:
+        span = f"{min(agg['n'])}–{max(agg['n'])}" if min(agg["n"]) != max(agg["n"]) \
+            else str(min(agg["n"]))
+        lines.append(
+            f"Built from **{len(results)} result files** ({scores.height} distinct runs of a "
+            f"model, benchmark and seed) with **{len(seeds)} distinct seeds** "
+            f"({', '.join(map(str, seeds))}); each aggregated number averages n = {span} "
+            f"seeds; **{len(runs)} pretraining runs**. bali {__version__}.")
+    else:
+        lines.append(f"Built from **0 result files**: no results yet, so the tables show only "
+                     f"the paper's numbers; **{len(runs)} pretraining runs**. "
+                     f"bali {__version__}.")
+    lines += ["", *headline_markdown(
+        records, lambda m, v: f"{tables.model_name(m)} {tables.variant_name(v)}")]
+    lines += ["", *summary_markdown(summary)]
+    ours = {n: tables.ours_only(t) for n, t in built.items()}
+    lines += [
+        "", "Numbers are percentages. *Ours*: mean ± sample standard deviation over seeds "
+        "(the mean alone for one seed). *(paper)*: the published number of the BALI paper "
+        "(SIGIR 2025), as printed. – : not run here / not in the paper. <u>Underlined</u>: "
+        "the best of a model's rows (original LM vs + BALI) per column, Tables 2–4. Rows: "
+        "the paper's rows in its order, then extra variants and models found in the results; "
+        "columns likewise for benchmarks. Below, each table keeps only the rows and "
+        "columns that hold a result of ours; the full tables (every paper row) are the "
+        "files linked under each.", "",
+        "Tables: " + " · ".join(f"[Table {n}](#{_anchor(f'Table {n}: {TABLE_TITLES[n]}')})"
+                                for n in built),
+        "",
+    ]
+    for n, table in built.items():
+        files = (f"Full table: [Markdown]({link_prefix}tables/table{n}.md) · "
+                 f"[LaTeX]({link_prefix}tables/table{n}.tex) · "
+                 f"[CSV]({link_prefix}tables/table{n}.csv)")
+        lines += [f"## Table {n}: {TABLE_TITLES[n]}", ""]
+        if ours[n] is None:
+            lines += ["No result of ours in this table yet. " + files, ""]
+            continue
+        lines += [table.caption, "", files, "", tables.to_markdown(ours[n])]
+    lines += ["## Plots", ""]
+    if not pngs:
+        lines += ["No plots: no results and no pretraining runs given.", ""]
+    for name in pngs:
+        lines.append(_png_link(name, titles[name], link_prefix))
+        if name == "pretraining_curves":
+            lines += ["| run | directory | last step | loss | MLM loss | align loss | "
+                      "align acc (last 50 steps) |", "|---|---|---:|---:|---:|---:|---:|"]
+            lines += [_run_summary(k, runs[k], v) for k, v in metrics.items()]
+            lines.append("")
+    other = sorted(set(scores["task"].to_list()) - set(KNOWN_TASKS))
+    lines += ["## Files", "",
+              f"- [aggregate.csv]({link_prefix}aggregate.csv): mean and std over seeds of "
+              "every metric of every run (fractions, not percent)"
+              + (f"; also holds tasks not in any table: {', '.join(other)}" if other else ""),
+              "- Tables: " + ", ".join(f"[{n}.{ext}]({link_prefix}tables/table{n}.{ext})"
+                                       for n in built for ext in ("tex", "csv")),
+              "", "### Variant labels", "", "| label | meaning |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in tables.VARIANT_NAMES.items()]
+    if results:
+        lines += ["", "<details><summary>Result files</summary>", ""]
+        lines += [f"- `{p}`" for p in results]
+        lines += ["", "</details>"]
+    return lines
