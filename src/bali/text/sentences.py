@@ -1,11 +1,27 @@
-"""Rule-based sentence splitting with exact character offsets (no model download).
+"""Rule-based sentence splitting with exact character offsets (no model download), linear time.
 
-A boundary is ``.``, ``!`` or ``?`` (plus closing quotes/brackets) followed by whitespace and
-an upper-case letter, digit or opening bracket/quote, unless the word before the stop is a
-known abbreviation (``et al.``, ``e.g.``, ``i.e.``, ``vs.``, ``Fig.``, ``approx.`` ...) or a
-single capital letter (``E. coli``, ``J. Smith``). Decimal numbers never split (no
-whitespace). The title (``text[:len(title)]``) is always its own sentence 0. Sentences are
-trimmed of surrounding whitespace; ``text[start:end]`` is the sentence.
+A candidate boundary is ``.``, ``!`` or ``?`` (plus closing quotes/brackets), whitespace, then
+an upper-case letter, a digit, an opening bracket/quote, or a lower-case token holding a
+capital, digit or bracket (``c-Fos``, ``p53``, ``mRNA``; not ``the``). ``!`` and ``?`` always
+split. Before a ``.`` the word decides (read from the 48 characters around the stop, never
+from the start of the text: linear time):
+
+- ``MAY_END`` (``et al.``, lower-case units and routes: ``min``, ``ms``, ``i.v.``) split only
+  before a capitalised word (``The``, ``Thermal``; not ``(2001)``, ``2001``, ``IL-2``) or a
+  word of ``STARTERS``;
+- a single capital is an initial (``E. coli``, ``J. Smith``) and does not split, except before
+  a word of ``STARTERS`` (``D. The``), or before a capitalised word when the word before the
+  capital is a lower-case word or number, not ``and``/``by`` nor ending in punctuation
+  (``degrees C. Thermal``; not ``and N. Tomassini``, ``ions. J. Bacteriol``, ``(J. Breuer``,
+  ``J. A. Lake``);
+- any other all-capitals word is an acronym (``MS``, ``ED``, ``NO``) and splits, except a
+  dotted initialism (``U.S.``, ``C.I.``), which splits only before a word of ``STARTERS``;
+- ``ABBREVIATIONS`` in lower or title case (``e.g.``, ``vs.``, ``Fig.``, ``Ms.``, ``No.``)
+  never split.
+
+Decimal numbers never split (no whitespace). The title (``text[:len(title)]``) is always its
+own sentence 0. Sentences are trimmed of surrounding whitespace; ``text[start:end]`` is the
+sentence.
 
 Mentions get sentence-local offsets; a mention that crosses a boundary is dropped and
 counted.
@@ -20,80 +36,64 @@ import polars as pl
 
 from bali.text.schema import SENTENCES
 
+# Never end a sentence (lower or title case: ``Ms.``, ``no.``; ``MS.``, ``NO.`` are acronyms).
 ABBREVIATIONS = frozenset(
-    [
-        "al",
-        "e.g",
-        "eg",
-        "i.e",
-        "ie",
-        "vs",
-        "v",
-        "fig",
-        "figs",
-        "ref",
-        "refs",
-        "eq",
-        "eqs",
-        "dr",
-        "mr",
-        "mrs",
-        "ms",
-        "prof",
-        "approx",
-        "ca",
-        "cf",
-        "no",
-        "nos",
-        "vol",
-        "vols",
-        "sp",
-        "spp",
-        "var",
-        "subsp",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "jr",
-        "sr",
-        "st",
-        "mt",
-        "dept",
-        "univ",
-        "ed",
-        "eds",
-        "suppl",
-        "resp",
-        "pp",
-        "p.o",
-        "i.v",
-        "i.m",
-        "s.c",
-        "b.i.d",
-        "t.i.d",
-        "q.i.d",
-        "min",
-        "max",
-        "avg",
-        "est",
-    ]
+    "e.g eg i.e ie vs v fig figs ref refs eq eqs dr mr mrs ms prof approx ca cf no nos vol vols "
+    "sp spp var subsp inc ltd co corp jr sr st mt dept univ ed eds suppl resp pp".split()
 )
-_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[A-Z0-9(\[\"'])")
-_WORD_BEFORE = re.compile(r"(\S+)$")
+# End a sentence only before a new one (lower case only: ``ms`` is milliseconds, ``Ms`` a title).
+MAY_END = frozenset("al min max avg est ms p.o i.v i.m s.c b.i.d t.i.d q.i.d".split())
+# Function words that start sentences and do not continue a name (``J. The`` is no name).
+STARTERS = frozenset(
+    "The This These That Those There Their They It Its In On At Of For To By With From As "
+    "After Before During Although Though While When Where Whereas Since Because If Despite "
+    "Unlike Among Between Within Through Under Upon Using Compared Based According Here We "
+    "Our I He She A An All Both Each Every Either Neither No None Most Many Several Some Such "
+    "Other Only One Two Three Four Five Six Seven Eight Nine Ten However Thus Therefore "
+    "Moreover Furthermore Further Finally Also Additionally Overall Consequently Nevertheless "
+    "Hence Similarly Conversely Interestingly Importantly Indeed Instead Recently Then But".split()
+)
+_NOT_BEFORE_INITIAL = frozenset(["and", "by", "&"])
+_BOUNDARY = re.compile(r"[.!?][\"')\]]*(\s+)(?=[A-Z0-9(\[\"']|[a-z]\S*?[A-Z0-9(])")
+_INITIALISM = re.compile(r"[A-Z](?:\.[A-Z])+")
+_LOOK = 48  # characters looked at before a stop and after a boundary: words are shorter
 
 
-def _is_abbreviation(text: str, stop: int) -> bool:
-    """True if the stop character at ``stop`` ends an abbreviation or an initial."""
+def _is_boundary(text: str, stop: int, nxt: int) -> bool:
+    """Whether the stop at ``stop`` ends a sentence whose successor starts at ``nxt``."""
     if text[stop] != ".":
-        return False
-    m = _WORD_BEFORE.search(text, 0, stop)
-    if not m:
-        return False
-    word = m.group(1).lstrip("([\"'")
+        return True
+    before = text[max(0, stop - _LOOK) : stop]
+    if not before or before[-1].isspace():
+        return True
+    words = before.rsplit(None, 2)
+    word = words[-1].lstrip("([\"'")
+    if word in MAY_END:
+        return _titled(text, nxt) or _starter(text, nxt)
     if len(word) == 1 and word.isalpha() and word.isupper():
-        return True  # initial or genus abbreviation: "E. coli", "J. Smith"
-    return word.lower() in ABBREVIATIONS
+        if _starter(text, nxt):
+            return True
+        prev = words[-2] if len(words) > 1 else ""
+        return (
+            word == words[-1]
+            and _titled(text, nxt)
+            and prev not in _NOT_BEFORE_INITIAL
+            and (prev[:1].islower() or prev[:1].isdigit())
+            and prev[-1].isalnum()
+        )
+    if word.isupper():
+        return not _INITIALISM.fullmatch(word) or _starter(text, nxt)
+    return word.lower() not in ABBREVIATIONS
+
+
+def _titled(text: str, i: int) -> bool:
+    """A capitalised word (``The``, ``Thermal``; not ``IL-2``, ``A``) starts at ``i``."""
+    return text[i].isupper() and text[i + 1 : i + 2].islower()
+
+
+def _starter(text: str, i: int) -> bool:
+    """A word of ``STARTERS`` (``,;:`` after it allowed) starts at ``i``."""
+    return text[i : i + _LOOK].split(None, 1)[0].rstrip(",;:") in STARTERS
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -114,10 +114,10 @@ def sentence_spans(text: str, title_length: int = 0) -> list[tuple[int, int]]:
             spans.append(span)
     begin = title_length
     for m in _BOUNDARY.finditer(text, title_length):
-        if _is_abbreviation(text, m.start()):
-            continue
         end = m.end()
-        span = _trim(text, begin, end)
+        if not _is_boundary(text, m.start(), end):
+            continue
+        span = _trim(text, begin, m.start(1))
         if span:
             spans.append(span)
         begin = end
