@@ -160,3 +160,27 @@ def test_linear_time():
     spans = sentence_spans(text)
     assert time.perf_counter() - start < 5
     assert len(spans) == 4 * (500_000 // len(unit))
+
+
+def test_split_documents_attaches_mentions_by_hand():
+    """Mentions join the sentence they lie in (local offsets, sorted); a boundary-crossing
+    one is dropped and counted, an unmapped one counted, another document's ignored."""
+    import polars as pl
+
+    from bali.text.sentences import split_documents
+
+    docs = pl.DataFrame({"doc_id": ["x", "y"], "title": ["T.", ""],
+                         "text": ["T. Alpha beta. Gamma delta.", "Solo."]})
+    ments = pl.DataFrame({"doc_id": ["x", "x", "x", "z", "x", "x"],
+                          "start": [3, 10, 16, 0, 3, 3], "end": [8, 18, 21, 2, 8, 5],
+                          "cui": ["C1", "C2", "C3", "C4", None, "C0"]},
+                         schema_overrides={"start": pl.Int32, "end": pl.Int32})
+    table, stats = split_documents(docs, ments)
+    assert table["text"].to_list() == ["T.", "Alpha beta.", "Gamma delta.", "Solo."]
+    assert table["start"].to_list() == [0, 3, 15, 0] and table["sentence_id"].to_list() == [
+        0, 1, 2, 0]
+    assert table["mentions"].to_list() == [
+        [], [{"start": 0, "end": 2, "cui": "C0"}, {"start": 0, "end": 5, "cui": "C1"}],
+        [{"start": 1, "end": 6, "cui": "C3"}], []]
+    assert stats == {"documents": 2, "sentences": 4, "mentions_kept": 3,
+                     "mentions_crossing_boundary": 1, "mentions_unmapped": 1}

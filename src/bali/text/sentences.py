@@ -30,7 +30,6 @@ counted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 import polars as pl
 
@@ -132,48 +131,45 @@ def split_documents(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Split ``documents`` into the ``sentences`` table, attaching mapped ``mentions``.
 
-    Returns the table and counts: documents, sentences, mentions_kept,
-    mentions_crossing_boundary (dropped), mentions_unmapped (not attached).
+    A mapped mention belongs to the sentence with the largest start <= its start when it
+    ends within that sentence (else it crosses a boundary and is dropped); its offsets become
+    sentence-local, and a sentence's mentions are in (start, end, cui) order. Mentions of
+    documents not in ``documents`` are ignored. Returns the table and counts: documents,
+    sentences, mentions_kept, mentions_crossing_boundary (dropped), mentions_unmapped (not
+    attached).
     """
-    mapped = mentions.filter(pl.col("cui").is_not_null())
-    by_doc: dict[str, list[tuple[int, int, str]]] = {}
-    for doc_id, start, end, cui in mapped.select("doc_id", "start", "end", "cui").iter_rows():
-        by_doc.setdefault(doc_id, []).append((start, end, cui))
-    stats = {
-        "documents": documents.height,
-        "sentences": 0,
-        "mentions_kept": 0,
-        "mentions_crossing_boundary": 0,
-        "mentions_unmapped": mentions.height - mapped.height,
-    }
-    rows = {k: [] for k in SENTENCES}
+    doc_ids, sentence_ids, starts, ends, texts = [], [], [], [], []
     for doc_id, title, text in documents.select("doc_id", "title", "text").iter_rows():
-        spans = sentence_spans(text, len(title))
-        attached = _attach(spans, sorted(by_doc.get(doc_id, ())), stats)
-        for i, ((s, e), local) in enumerate(zip(spans, attached, strict=True)):
-            rows["doc_id"].append(doc_id)
-            rows["sentence_id"].append(i)
-            rows["start"].append(s)
-            rows["end"].append(e)
-            rows["text"].append(text[s:e])
-            rows["mentions"].append(local)
-    stats["sentences"] = len(rows["doc_id"])
-    return pl.DataFrame(rows, schema=SENTENCES), stats
-
-
-def _attach(
-    spans: list[tuple[int, int]], mentions: Iterable[tuple[int, int, str]], stats: dict
-) -> list[list[dict]]:
-    """Sentence-local mention lists for ``spans`` (both sorted by start)."""
-    out: list[list[dict]] = [[] for _ in spans]
-    i = 0
-    for start, end, cui in mentions:
-        while i < len(spans) and spans[i][1] <= start:
-            i += 1
-        if i < len(spans) and spans[i][0] <= start and end <= spans[i][1]:
-            s0 = spans[i][0]
-            out[i].append({"start": start - s0, "end": end - s0, "cui": cui})
-            stats["mentions_kept"] += 1
-        else:
-            stats["mentions_crossing_boundary"] += 1
-    return out
+        for i, (s, e) in enumerate(sentence_spans(text, len(title))):
+            doc_ids.append(doc_id)
+            sentence_ids.append(i)
+            starts.append(s)
+            ends.append(e)
+            texts.append(text[s:e])
+    sentences = pl.DataFrame(
+        {"doc_id": doc_ids, "sentence_id": sentence_ids, "start": starts, "end": ends,
+         "text": texts}, schema={k: v for k, v in SENTENCES.items() if k != "mentions"})
+    mapped = mentions.filter(pl.col("cui").is_not_null())
+    located = (
+        mapped.select("doc_id", "start", "end", "cui")
+        .join(documents.select("doc_id"), on="doc_id", how="semi")
+        .sort("doc_id", "start", "end", "cui").sort("start", maintain_order=True)
+        .join_asof(sentences.select("doc_id", "sentence_id", s0="start", s1="end")
+                   .sort("s0", maintain_order=True),
+                   left_on="start", right_on="s0", by="doc_id", strategy="backward",
+                   check_sortedness=False)
+    )
+    inside = pl.col("s1").is_not_null() & (pl.col("end") <= pl.col("s1"))
+    kept = located.filter(inside).sort("doc_id", "start", "end", "cui")
+    attached = kept.group_by("doc_id", "sentence_id", maintain_order=True).agg(
+        pl.struct(start=pl.col("start") - pl.col("s0"), end=pl.col("end") - pl.col("s0"),
+                  cui="cui").alias("mentions"))
+    table = (sentences.join(attached, on=["doc_id", "sentence_id"], how="left",
+                            maintain_order="left")
+             .with_columns(pl.col("mentions").fill_null([]))
+             .select(list(SENTENCES)).cast(SENTENCES))
+    stats = {"documents": documents.height, "sentences": sentences.height,
+             "mentions_kept": kept.height,
+             "mentions_crossing_boundary": located.height - kept.height,
+             "mentions_unmapped": mentions.height - mapped.height}
+    return table, stats
