@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from bern2_standin import Bern2StandIn, FaultPlan, annotate_text, text_for_response
 
 from bali.io import BaliInputError
 from bali.text.bern2 import (
@@ -22,11 +23,11 @@ from bali.text.bern2 import (
     Bern2ResponseError,
     annotate_bern2,
     check_failed_share,
+    check_url,
     mentions_frame,
     parse_response,
     read_cache,
 )
-from bali.text.bern2_standin import Bern2StandIn, FaultPlan, annotate_text, text_for_response
 from bali.text.schema import MENTIONS, make_document
 
 ABSTRACTS = "bern2/pubmed_abstracts_1k.jsonl"
@@ -329,20 +330,176 @@ def test_permanent_failure_is_reported_not_dropped(tmp_path):
         assert set(server.counts) == {text["d0007"], text["d0011"]}
 
 
-def test_unreachable_server_stops_early(tmp_path):
-    with socket.socket() as s:  # a loopback port with nothing listening
+def dead_url() -> str:
+    """A loopback URL with nothing listening (connections are refused)."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_unreachable_server_trips_the_breaker(tmp_path):
     docs = synthetic_docs(100)
-    opts = fast_opts(f"http://127.0.0.1:{port}", workers=2, max_retries=1)
+    opts = fast_opts(dead_url(), workers=2, max_retries=5)
     t0 = time.monotonic()
     result = annotate_bern2(docs, tmp_path / "c.jsonl", opts, progress=False)
-    assert time.monotonic() - t0 < 20
-    assert result.done == 0 and len(result.failed) >= 20 and result.skipped
-    assert len(result.failed) + len(result.skipped) == 100
-    assert "ConnectionError" in next(iter(result.errors.values()))
-    with pytest.raises(Bern2Error):
+    assert time.monotonic() - t0 < 5
+    assert result.done == 0 and sorted(result.missing) == sorted(docs["doc_id"])
+    assert result.requests < 20  # about breaker_failures, not 100 * (1 + max_retries)
+    assert result.stop_reason == ("stopped after 10 consecutive failed requests "
+                                  "(last: connection refused)")
+    with pytest.raises(Bern2Error) as err:
         check_failed_share(result, 100, opts)
+    msg = str(err.value)
+    assert msg.startswith(f"{opts.url}: BERN2 server stopped after 10 consecutive failed")
+    assert "connection refused" in msg and "100 of 100" in msg and "\n" not in msg
+
+
+def test_persistent_500_trips_the_breaker_and_a_rerun_resumes(tmp_path):
+    docs = synthetic_docs(60)
+    first, cache = docs.head(30), tmp_path / "cache.jsonl"
+    with Bern2StandIn() as server:
+        annotate_bern2(first, cache, fast_opts(server.url), progress=False)
+    before = cache.read_bytes()
+    with Bern2StandIn(faults=FaultPlan(http_500=1.0)) as server:
+        t0 = time.monotonic()
+        result = annotate_bern2(docs, cache, fast_opts(server.url), progress=False)
+        assert time.monotonic() - t0 < 5
+        assert server.total_requests < 30
+    assert "HTTP 500" in result.stop_reason and result.cached == 30 and result.done == 0
+    assert sorted(result.missing) == sorted(docs["doc_id"][30:])
+    assert cache.read_bytes() == before  # intact: nothing written, nothing cut
+    with Bern2StandIn() as server:  # the server is back: the rest, and only the rest
+        again = annotate_bern2(docs, cache, fast_opts(server.url), progress=False)
+        assert server.total_requests == 30
+    assert again.cached == 30 and again.done == 30 and not again.stop_reason
+    assert again.mentions.equals(expected_mentions(docs))
+
+
+def test_hanging_server_trips_the_breaker_on_timeouts(tmp_path):
+    docs = synthetic_docs(40)
+    with Bern2StandIn(latency_s=5) as server:  # accepts, never answers in time
+        t0 = time.monotonic()
+        result = annotate_bern2(docs, tmp_path / "c.jsonl",
+                                fast_opts(server.url, timeout_s=0.1), progress=False)
+        assert time.monotonic() - t0 < 5
+    assert result.done == 0 and len(result.missing) == 40
+    assert "no answer within 0.1 s" in result.stop_reason
+
+
+def test_one_bad_document_alone_does_not_trip_the_breaker(tmp_path):
+    docs = synthetic_docs(12)
+    text = dict(zip(docs["doc_id"], docs["text"], strict=True))
+    faults = FaultPlan(always_status={text["d0003"]: 500})
+    with Bern2StandIn(faults=faults) as server:  # one worker: 13 failures in a row, one doc
+        result = annotate_bern2(docs, tmp_path / "c.jsonl",
+                                fast_opts(server.url, workers=1, max_retries=12),
+                                progress=False)
+        assert server.counts[text["d0003"]] == 13
+    assert result.failed == ["d0003"] and result.done == 11 and not result.stop_reason
+
+
+def test_unfixable_request_error_stops_at_once(tmp_path, monkeypatch):
+    import requests
+
+    def post(self, url, **kw):
+        raise requests.exceptions.InvalidURL(f"Failed to parse: {url}")
+
+    monkeypatch.setattr(requests.Session, "post", post)
+    docs = synthetic_docs(50)
+    result = annotate_bern2(docs, tmp_path / "c.jsonl", fast_opts("http://127.0.0.1:9"),
+                            progress=False)
+    assert result.stop_reason.startswith("stopped: InvalidURL: Failed to parse")
+    assert result.requests <= 8 and len(result.missing) == 50  # one attempt per worker at most
+
+
+@pytest.mark.parametrize("url", ["localhost:8888", "127.0.0.1:8888", "ftp://host/", "http://",
+                                 "http://host:99999", "http://ho st:80", "", "http://h/?q=1"])
+def test_bad_url_fails_before_any_request(tmp_path, url):
+    cache = tmp_path / "c.jsonl"
+    with pytest.raises(Bern2Error) as err:
+        annotate_bern2(synthetic_docs(3), cache, fast_opts(url), progress=False)
+    msg = str(err.value)
+    assert "not a BERN2 server URL" in msg and "http://localhost:8888" in msg
+    assert "\n" not in msg and not cache.exists()
+    assert check_url("http://127.0.0.1:8888/") == "http://127.0.0.1:8888"
+
+
+def write_docs(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "docs.parquet"
+    synthetic_docs(n).select("doc_id", "title", "text").write_parquet(path)
+    return path
+
+
+def annotate_argv(tmp_path: Path, docs: Path, url: str, *extra: str) -> list[str]:
+    return ["text", "annotate", "--annotator", "bern2", "--documents", str(docs),
+            "--kg-dir", str(tmp_path / "kg"), "--url", url, "--cache", str(tmp_path / "c.jsonl"),
+            "--failed", str(tmp_path / "failed.txt"), "--out", str(tmp_path / "m.parquet"),
+            *extra]
+
+
+def test_cli_bad_url_is_one_line(tmp_path, capsys):
+    from bali.cli import main
+
+    assert main(annotate_argv(tmp_path, write_docs(tmp_path, 3), "localhost:8888")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bali: error: localhost:8888: not a BERN2 server URL (no http")
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_cli_dead_server_lists_every_document_in_failed(tmp_path, capsys):
+    from bali.cli import main
+
+    url = dead_url()
+    t0 = time.monotonic()
+    rc = main(annotate_argv(tmp_path, write_docs(tmp_path, 50), url, "--workers", "2",
+                            "--backoff-s", "0.01", "--backoff-max-s", "0.05"))
+    assert rc == 2 and time.monotonic() - t0 < 10
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"bali: error: {url}: BERN2 server stopped after 10 consecutive")
+    assert "connection refused" in last
+    failed = (tmp_path / "failed.txt").read_text().split()
+    assert sorted(failed) == [f"d{i:04d}" for i in range(50)]  # failed and skipped alike
+
+
+def test_ctrl_c_exits_fast_without_traceback(tmp_path):
+    docs = write_docs(tmp_path, 200)
+    cache = tmp_path / "c.jsonl"
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    # a third of the requests hang for 60 s (the client's timeout_s): workers block in them
+    with Bern2StandIn(faults=FaultPlan(slow=0.3, slow_s=60), seed=3) as server:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bali", *annotate_argv(tmp_path, docs, server.url,
+                                                          "--workers", "4")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and child.poll() is None:
+                lines = cache.read_bytes().count(b"\n") if cache.exists() else 0
+                if lines >= 1 and server.total_requests - lines >= 4:  # all 4 workers hang
+                    break
+                time.sleep(0.01)
+            assert child.poll() is None, child.communicate()[1].decode()[-2000:]
+            assert server.total_requests - cache.read_bytes().count(b"\n") >= 4
+            t0 = time.monotonic()
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)
+            elapsed = time.monotonic() - t0
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    stderr = err.decode()
+    assert elapsed < 2, f"exit took {elapsed:.2f} s"
+    assert child.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("bali: interrupted: ")
+    data = cache.read_bytes()
+    assert data.endswith(b"\n")
+    entries = read_cache(cache, repair=False)  # valid: every line parses
+    assert len(entries) == data.count(b"\n") >= 1
+    failed = set((tmp_path / "failed.txt").read_text().split())
+    assert failed == {f"d{i:04d}" for i in range(200)} - set(entries)
 
 
 def test_standin_binds_loopback_and_shuts_down():

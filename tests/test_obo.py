@@ -197,3 +197,53 @@ def test_hpo_not_annotations_are_skipped(hpo_kg):
                 .select("head", "tail").rows())
     assert not any(pair in edges for pair in only_neg)
     assert all((d, node[h]) in edges for d, h in list(pos)[:500] if node[h] != d)
+
+
+# ---- truncated or malformed OBO: one file:line error each --------------------------------
+
+@pytest.mark.parametrize(
+    ("tail", "fragment", "line"),
+    [
+        # cut mid-line (no final newline) inside a quoted def / its [xrefs] / a qualifier block
+        ('[Term]\nid: A:2\ndef: "A vascular canc', "file ends mid-line", 7),
+        ('[Term]\nid: A:2\nsynonym: "DIL" EXACT [', "file ends mid-line", 7),
+        ("[Term]\nid: A:2\nis_a: A:1 {source=", "file ends mid-line", 7),
+        ("[Term]\nid: A:2\nxref:", "file ends mid-line", 7),
+        ("[Term]\nid: A:2\nna", "expected 'tag: value'", 7),
+        ("[Ter", "unterminated stanza header", 5),
+        ("[Term]\nid:\nname: no id\n", "[Term] stanza without id", 5),
+        ('[Term]\nid: A:2\nsynonym: "unclosed EXACT []\n', "synonym: unclosed quote", 7),
+        ("[Term]\nid: A:2\nsynonym: bare words EXACT []\n", "not a quoted string", 7),
+        ('[Term]\nid: A:2\ndef: "no end [PMID:1]\n', "def: unclosed quote", 7),
+    ],
+)
+def test_truncated_or_malformed_obo(tmp_path, tail, fragment, line):
+    path = tmp_path / "cut.obo"
+    path.write_text("format-version: 1.2\n\n[Term]\nid: A:1\n" + tail)
+    with pytest.raises(BaliInputError) as info:
+        list(parse_obo(path))
+    assert fragment in str(info.value) and str(path) in str(info.value)
+    assert info.value.line == line
+
+
+def test_complete_last_line_without_newline_is_accepted(tmp_path):
+    """A hand-edited file may lack the final newline: accepted when its last line is
+    complete (a plain value, a def/synonym with its closing quote and [xrefs])."""
+    path = tmp_path / "ok.obo"
+    for last in ("name: alpha", 'synonym: "DIL" EXACT []', 'def: "text." [PMID:1] {a="b"}'):
+        path.write_text(f"[Term]\nid: A:1\n{last}")
+        [term] = list(parse_obo(path))
+        assert term.id == "A:1"
+    assert term.definition == "text."
+
+
+def test_real_obo_files_cut_mid_line_are_rejected(shared_data, tmp_path):
+    """The Disease Ontology subset parses in full; the same file cut in the middle of a
+    def: line fails at that line."""
+    text = shared_data("ontologies/disease-ontology/DO_cancer_slim.obo").read_text()
+    cut = text.index("def: ", len(text) // 2) + 20
+    path = tmp_path / "cut.obo"
+    path.write_text(text[:cut])
+    with pytest.raises(BaliInputError, match="file ends mid-line") as info:
+        list(parse_obo(path))
+    assert info.value.line == text[:cut].count("\n") + 1

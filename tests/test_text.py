@@ -245,3 +245,107 @@ def test_dictionary_on_real_abstracts_round_trip(shared_data, tmp_path):
         for m in ms:
             assert sent_text[m["start"]:m["end"]].lower() in {
                 n.lower() for n in names.filter(pl.col("cui") == m["cui"])["name"]}
+
+
+# ---- PubMed XML skips and deletions; PubTator offsets -------------------------------------
+
+def _pubmed(*elements: str) -> str:
+    """A PubMed baseline/update file: PubmedArticleSet of PubmedArticle/DeleteCitation."""
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet>\n'
+            "<PubmedArticleSet>\n" + "\n".join(elements) + "\n</PubmedArticleSet>\n")
+
+
+def _article(pmid: str | None, title: str, abstract: str = "") -> str:
+    pmid_xml = f'<PMID Version="1">{pmid}</PMID>' if pmid is not None else ""
+    text = f"<Abstract><AbstractText>{abstract}</AbstractText></Abstract>" if abstract else ""
+    return (f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM">{pmid_xml}'
+            f"<Article><ArticleTitle>{title}</ArticleTitle>{text}</Article></MedlineCitation>"
+            "<PubmedData><PublicationStatus>ppublish</PublicationStatus></PubmedData>"
+            "</PubmedArticle>")
+
+
+def _delete(*pmids: str) -> str:
+    return ("<DeleteCitation>" + "".join(f'<PMID Version="1">{p}</PMID>' for p in pmids)
+            + "</DeleteCitation>")
+
+
+def test_pubmed_articles_without_pmid_or_text_are_counted(tmp_path):
+    path = tmp_path / "pubmed25n0001.xml"
+    path.write_text(_pubmed(_article("1", "Kept."), _article(None, "No PMID."),
+                            _article("3", ""), _delete("7", "8")))
+    stats, deleted = {}, set()
+    docs = list(iter_documents(path, stats=stats, deleted=deleted))
+    assert [d["doc_id"] for d in docs] == ["1"]
+    assert stats == {"articles_without_pmid": 1, "articles_without_text": 1,
+                     "deleted_pmids": 2}
+    assert deleted == {"7", "8"}
+
+
+def test_pubtator_non_integer_offset_is_an_error_not_a_relation(tmp_path):
+    pt = tmp_path / "c.pubtator"
+    head = "1|t|Aspirin helps.\n1|a|It does.\n"
+    pt.write_text(head + "1\t0.5\t7\tAspirin\tChemical\tD001241\n")
+    with pytest.raises(BaliInputError, match=r"c.pubtator:3: mention offset '0.5' is not"):
+        list(iter_pubtator(pt))
+    pt.write_text(head + "1\t0\t-7\tAspirin\tChemical\tD001241\n")
+    with pytest.raises(BaliInputError, match=r"c.pubtator:3: mention offset '-7'"):
+        list(iter_pubtator(pt))
+    # real relation lines (BC5CDR CID; BioRED-style with a numeric gene id) are still skipped
+    pt.write_text(head + "1\t0\t7\tAspirin\tChemical\tD001241\n1\tCID\tD001241\tD006073\n"
+                  "1\tAssociation\t7157\tD001241\tNovel\n")
+    [(_, mentions)] = list(iter_pubtator(pt))
+    assert len(mentions) == 1
+
+
+def test_pubmed_update_deletes_from_earlier_shards(tmp_path):
+    """Baseline + update in the real layout, through ``bali text read`` and ``bali text
+    sentences`` and the sample stage's merge: the update's DeleteCitation PMIDs leave the
+    baseline's sentences, an updated article replaces its baseline version."""
+    from bali.cli import main
+    from bali.sample.balanced import load_sentences
+
+    base = tmp_path / "pubmed25n0001.xml.gz"
+    base.write_bytes(gzip.compress(_pubmed(
+        _article("11", "Old title.", "Aspirin reduces pain in adults."),
+        _article("12", "Deleted later.", "This article is withdrawn by the update."),
+        _article("13", "Kept as is.", "Insulin lowers glucose in mice."),
+        _delete("99")).encode()))
+    update = tmp_path / "pubmed25n1275.xml.gz"
+    update.write_bytes(gzip.compress(_pubmed(
+        _article("11", "New title.", "Aspirin reduces pain in older adults."),
+        _article("14", "Deleted in its own file.", "Gone before it is read."),
+        _delete("12", "14")).encode()))
+    empty = tmp_path / "mentions.parquet"
+    pl.DataFrame(schema=MENTIONS).write_parquet(empty)
+    shards = {"base": tmp_path / "base", "update": tmp_path / "update"}
+    for out, path in ((shards["base"], base), (shards["update"], update)):
+        assert main(["text", "read", "--input", str(path), "--out", str(out / "docs.parquet"),
+                     "--deleted-out", str(out / "deleted_pmids.txt")]) == 0
+    for name, later in (("base", ["update"]), ("update", [])):
+        out = shards[name]
+        deleted_by = [str(shards[s] / "deleted_pmids.txt") for s in later]
+        assert main(["text", "sentences", "--documents", str(out / "docs.parquet"),
+                     "--mentions", str(empty), "--out", str(out / "sentences.parquet"),
+                     "--stats", str(out / "stats.json"), "--deleted-by", *deleted_by]) == 0
+    assert (shards["update"] / "deleted_pmids.txt").read_text() == "12\n14\n"
+    assert pl.read_parquet(shards["update"] / "docs.parquet")["doc_id"].to_list() == ["11"]
+    assert json.loads((shards["base"] / "stats.json").read_text())[
+        "deleted_documents_dropped"] == 1
+    merged = load_sentences([shards[s] / "sentences.parquet" for s in ("base", "update")])
+    titles = merged.filter(pl.col("sentence_id") == 0).sort("doc_id").collect()
+    assert titles.select("doc_id", "text").rows() == [("11", "New title."),
+                                                      ("13", "Kept as is.")]
+
+
+def test_later_pubmed_shards_follow_sorted_names(tmp_path):
+    from pathlib import Path
+
+    from bali.text.readers import later_pubmed_shards
+
+    shards = {"pubmed25n1275": Path("u/pubmed25n1275.xml.gz"),
+              "pubmed25n0001": Path("b/pubmed25n0001.xml.gz"), "notes": Path("n/notes.jsonl")}
+    cfg = {"format": "auto", "annotator": "dictionary"}
+    assert later_pubmed_shards(shards, "pubmed25n0001", cfg) == ["pubmed25n1275"]
+    assert later_pubmed_shards(shards, "notes", cfg) == ["pubmed25n0001", "pubmed25n1275"]
+    assert later_pubmed_shards(shards, "pubmed25n1275", cfg) == []
+    assert later_pubmed_shards(shards, "notes", cfg | {"format": "jsonl"}) == []

@@ -74,7 +74,8 @@ def test_default_filters_known_answer(meta, tmp_path):
     ]
     assert t["xrefs"].rows() == [("MDR", "100", B), ("MSH", "D001", A), ("MSH", "D002", B),
                                  ("SNOMEDCT_US", "123", A)]
-    assert counts == {"concepts": 3, "names": 6, "edges": 5, "xrefs": 4}
+    assert counts == {"concepts": 3, "names": 6, "edges": 5, "xrefs": 4,
+                      "edges_unknown_end_dropped": 2, "self_loops_dropped": 1}
     for name, schema in TABLES.items():
         assert dict(t[name].schema) == schema
 
@@ -221,3 +222,17 @@ def test_chunked_writes_are_byte_identical(meta, tmp_path, monkeypatch):
         assert (tmp_path / "x" / f"{t}.parquet").read_bytes() == (
             tmp_path / "y" / f"{t}.parquet").read_bytes()
     assert read(tmp_path / "x")["edges"].height == 5
+
+
+def test_mrrel_rows_naming_unknown_cuis_are_counted_in_stats_json(meta, tmp_path):
+    """MRREL rows whose CUI has no kept MRCONSO name (C9999999 absent, D only suppressed)
+    and self-loops are dropped, and counted in stats.json as the OBO source counts them."""
+    import json
+
+    from bali.cli import main
+
+    assert main(["kg", "umls", "--meta", str(meta), "--out-dir", str(tmp_path / "kg")]) == 0
+    counts = json.loads((tmp_path / "kg" / "stats.json").read_text())["counts"]
+    assert counts["edges_unknown_end_dropped"] == 2 and counts["self_loops_dropped"] == 1
+    kept_d = build_umls(meta, tmp_path / "kg2", UmlsOptions(keep_suppressed=True))
+    assert kept_d["edges_unknown_end_dropped"] == 1  # D is a concept now

@@ -1,13 +1,21 @@
 """Text stage, one job per corpus file (shard): read -> annotate -> sentences."""
 
+from bali.text.readers import later_pubmed_shards
+
 
 rule read_corpus:
     input:
         corpus=lambda wildcards: SHARDS[wildcards.shard],
     output:
         documents=f"{RESULTS}/text/{{shard}}/documents.parquet",
+        deleted=f"{RESULTS}/text/{{shard}}/deleted_pmids.txt",
     params:
-        fmt=config["text"]["format"],
+        # annotator bern2-dump: every shard is a dump file, whatever text.format says
+        fmt=(
+            "bern2-dump"
+            if config["text"]["annotator"] == "bern2-dump"
+            else config["text"]["format"]
+        ),
         code=code_digest("text"),
     log:
         f"{LOGS}/read_corpus/{{shard}}.log",
@@ -19,7 +27,7 @@ rule read_corpus:
         "../../envs/bali.yaml"
     shell:
         "bali text read --input {input.corpus} --format {params.fmt} "
-        "--out {output.documents} > {log} 2>&1"
+        "--out {output.documents} --deleted-out {output.deleted} > {log} 2>&1"
 
 
 rule annotate:
@@ -57,6 +65,11 @@ rule split_sentences:
     input:
         documents=f"{RESULTS}/text/{{shard}}/documents.parquet",
         mentions=f"{RESULTS}/text/{{shard}}/mentions.parquet",
+        # PubMed DeleteCitation lists of the later shards: those PMIDs leave this shard
+        deleted_by=lambda wildcards: [
+            f"{RESULTS}/text/{name}/deleted_pmids.txt"
+            for name in later_pubmed_shards(SHARDS, wildcards.shard, config["text"])
+        ],
     output:
         sentences=f"{RESULTS}/text/{{shard}}/sentences.parquet",
         stats=f"{RESULTS}/text/{{shard}}/sentences.json",
@@ -72,4 +85,5 @@ rule split_sentences:
         "../../envs/bali.yaml"
     shell:
         "bali text sentences --documents {input.documents} --mentions {input.mentions} "
-        "--out {output.sentences} --stats {output.stats} > {log} 2>&1"
+        "--out {output.sentences} --stats {output.stats} --deleted-by {input.deleted_by} "
+        "> {log} 2>&1"

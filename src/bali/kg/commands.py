@@ -1,4 +1,4 @@
-"""``bali kg umls|obo``: the knowledge-graph stage's command line."""
+"""``bali kg umls|obo|tables``: the knowledge-graph stage's command line."""
 
 from __future__ import annotations
 
@@ -39,6 +39,16 @@ def _kg_obo(args: argparse.Namespace) -> dict:
     }
 
 
+def _kg_tables(args: argparse.Namespace) -> dict:
+    from bali.kg.tables import TablesOptions, build_tables
+
+    opts = options_from_args(TablesOptions, args)
+    nodes = resolve_input(args.nodes) if args.nodes else None
+    counts = build_tables(resolve_input(args.edges), args.out_dir, opts, nodes_file=nodes)
+    return {"source": "tables", "edges": str(args.edges), "nodes": str(nodes or ""),
+            "options": vars(opts), "counts": counts}
+
+
 def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
     def run(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
@@ -58,6 +68,7 @@ def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
 def add_parser(stages: argparse._SubParsersAction) -> None:
     """Register ``bali kg``."""
     from bali.kg.obo import OboOptions
+    from bali.kg.tables import TablesOptions
     from bali.kg.umls import UmlsOptions
 
     kg = stages.add_parser("kg", help="build the knowledge-graph tables")
@@ -86,3 +97,15 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     add_options(obo, OboOptions)
     add_options(obo, HoldoutOptions)
     obo.set_defaults(func=_with_stats(_kg_obo))
+
+    tables = kg_sources.add_parser(
+        "tables", help="from node/edge tables (CSV, TSV, Parquet): PrimeKG, Hetionet, any",
+        description="Build the KG tables from an edges table and a nodes table through a "
+        "column mapping (see bali.kg.tables); --mapping primekg reads kg.csv alone.",
+    )
+    tables.add_argument("--edges", required=True, help="edges table (PrimeKG: kg.csv)")
+    tables.add_argument("--nodes", help="nodes table (not for primekg)")
+    tables.add_argument("--out-dir", required=True, type=Path, help=out_help)
+    add_options(tables, TablesOptions)
+    add_options(tables, HoldoutOptions)
+    tables.set_defaults(func=_with_stats(_kg_tables))

@@ -44,6 +44,7 @@ HPOA_ASPECTS = {
 _SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s*(EXACT|RELATED|BROAD|NARROW)?\s*([^\s\[]+)?')
 _UNESCAPE = re.compile(r"\\(.)")
 _QUOTED = re.compile(r'^"((?:[^"\\]|\\.)*)"')
+_XREF_LIST = re.compile(r'^"(?:[^"\\]|\\.)*"[^\[]*\[[^\]]*\]')
 
 
 @dataclass(frozen=True)
@@ -89,43 +90,54 @@ def _strip_value(value: str) -> str:
 def parse_obo(path: str | Path) -> Iterator[OboTerm]:
     """Stream the ``[Term]`` stanzas of an OBO file (other stanzas are skipped).
 
-    Raises BaliInputError for an empty file, non-UTF-8 bytes, a stanza without ``id:``, or a
-    file with no stanza at all.
+    Raises BaliInputError (file:line) for an empty file, non-UTF-8 bytes, a line that is
+    neither ``[Stanza]``, ``tag: value``, a ``!`` comment nor blank, a stanza without ``id:``,
+    a ``def:``/``synonym:`` whose text is not a closed quoted string, a file with no stanza
+    at all, and a truncated file (see :func:`_ends_mid_line`).
     """
     p = check_input_file(path)
     stanzas = 0
     default_namespace: str | None = None
 
-    def finish(kind: str | None, start: int, tags: list[tuple[str, str]]) -> OboTerm | None:
+    def finish(kind: str | None, start: int, tags: list[tuple[str, str, int]]) -> OboTerm | None:
         if kind is None:
             return None
-        ids = [v for t, v in tags if t == "id"]
-        if not ids:
+        ids = [v for t, v, _ in tags if t == "id"]
+        if not ids or not _strip_value(ids[0]):
             raise BaliInputError(p, f"{kind} stanza without id", start)
         if kind != "[Term]":
             return None
         term = OboTerm(id=_strip_value(ids[0]), line=start, namespace=default_namespace)
-        for tag, value in tags:
-            _add_tag(term, tag, value)
+        for tag, value, lineno in tags:
+            _add_tag(p, term, tag, value, lineno)
         return term
 
     try:
         with open(p, encoding="utf-8") as fh:
             kind: str | None = None
-            start, tags = 0, []
+            start, tags, raw, lineno = 0, [], "", 0
             for lineno, raw in enumerate(fh, start=1):
                 line = raw.strip()
-                if line.startswith("[") and line.endswith("]"):
+                if not line or line.startswith("!"):
+                    continue
+                if line.startswith("["):
+                    if not line.endswith("]"):
+                        raise BaliInputError(p, f"unterminated stanza header {line!r}", lineno)
                     if (term := finish(kind, start, tags)) is not None:
                         yield term
                     kind, start, tags = line, lineno, []
                     stanzas += 1
-                elif line and not line.startswith("!"):
-                    tag, sep, value = line.partition(":")
-                    if sep and kind is not None:
-                        tags.append((tag, value.strip()))
-                    elif sep and tag == "default-namespace":
-                        default_namespace = value.strip()
+                    continue
+                tag, sep, value = line.partition(":")
+                if not sep:
+                    raise BaliInputError(p, f"expected 'tag: value', found {line[:40]!r}", lineno)
+                if kind is not None:
+                    tags.append((tag, value.strip(), lineno))
+                elif tag == "default-namespace":
+                    default_namespace = value.strip()
+            if raw and not raw.endswith("\n") and _ends_mid_line(raw.strip()):
+                raise BaliInputError(p, "file ends mid-line (no final newline, last line "
+                                     "incomplete): truncated?", lineno)
             if (term := finish(kind, start, tags)) is not None:
                 yield term
     except UnicodeDecodeError as err:
@@ -134,20 +146,48 @@ def parse_obo(path: str | Path) -> Iterator[OboTerm]:
         raise BaliInputError(p, "no stanza found: not an OBO file?")
 
 
-def _add_tag(term: OboTerm, tag: str, value: str) -> None:
+def _ends_mid_line(line: str) -> bool:
+    """Whether ``line``, the last of a file without a final newline, is visibly cut.
+
+    OBO has no end marker and every writer (OWLAPI/ROBOT, fastobo, OBO-Edit) ends the file
+    with a newline, so a missing one hints at a cut; but a hand-edited file may lack it, so
+    the last line is rejected only if it is also incomplete: a ``tag:`` with no value, a
+    ``def:``/``synonym:`` without its closing quote and ``[xrefs]`` list (both required by
+    the OBO 1.2/1.4 grammar), or an unclosed ``{qualifiers}`` block. A cut inside a plain
+    value (``name: angios``) or at a line boundary cannot be told from a complete file.
+    """
+    if line.startswith(("!", "[")):  # a comment, or a header (checked already)
+        return False
+    tag, _, value = line.partition(":")
+    value = value.split(" !", 1)[0].strip()
+    if not value or value.count("{") > value.count("}"):
+        return True
+    if tag in ("def", "synonym"):
+        return _XREF_LIST.match(value) is None
+    return False
+
+
+def _quoted(path: Path, tag: str, value: str, lineno: int) -> re.Match:
+    """The match of ``_SYNONYM``/``_QUOTED`` on a ``def:``/``synonym:`` value, else raise."""
+    m = (_SYNONYM if tag == "synonym" else _QUOTED).match(value)
+    if m is None:
+        what = "unclosed quote" if value.startswith('"') else "text is not a quoted string"
+        raise BaliInputError(path, f"{tag}: {what}: {value[:60]!r}", lineno)
+    return m
+
+
+def _add_tag(path: Path, term: OboTerm, tag: str, value: str, lineno: int) -> None:
     if tag == "name":
         term.name = _unescape(_strip_value(value))
     elif tag == "def":
-        m = _QUOTED.match(value)
-        term.definition = _unescape(m.group(1)) if m else None
+        term.definition = _unescape(_quoted(path, tag, value, lineno).group(1))
     elif tag == "namespace":
         term.namespace = value
     elif tag == "is_obsolete":
         term.obsolete = value.lower() == "true"
     elif tag == "synonym":
-        m = _SYNONYM.match(value)
-        if m:
-            term.synonyms.append((_unescape(m.group(1)), m.group(2) or "RELATED", m.group(3)))
+        m = _quoted(path, tag, value, lineno)
+        term.synonyms.append((_unescape(m.group(1)), m.group(2) or "RELATED", m.group(3)))
     elif tag == "xref":
         term.xrefs.append(value.split()[0])
     elif tag == "alt_id":

