@@ -166,6 +166,11 @@ def test_registries_are_the_choices():
     assert set(meta["pooling"]["choices"]) == set(POOLINGS)
     backend = next(f for f in dataclasses.fields(TrainConfig) if f.name == "backend")
     assert set(backend.metadata["choices"]) == set(BACKENDS)
+    from bali.kg.options import TablesOptions
+    from bali.kg.tables import MAPPINGS
+
+    mapping = next(f for f in dataclasses.fields(TablesOptions) if f.name == "mapping")
+    assert set(mapping.metadata["choices"]) == {"custom", *MAPPINGS}
 
 
 def test_unknown_choice_is_one_cli_line(capsys):

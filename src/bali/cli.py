@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bali import __version__
-from bali.config import ConfigError, load_config
-from bali.io import BaliInputError
+from bali.errors import BaliError
 
 log = logging.getLogger("bali")
 
 
 def _config_check(args: argparse.Namespace) -> None:
+    from bali.config import load_config
+
     config = load_config(args.config, args.schema) if args.schema else load_config(args.config)
     print(json.dumps(config, indent=2))
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (BaliInputError, ConfigError) as err:
+    except BaliError as err:  # the one error path (bali.errors)
         print(f"bali: error: {err}", file=sys.stderr)
         return 2
     return 0

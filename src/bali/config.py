@@ -20,19 +20,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import jsonschema
-import yaml
+from bali.errors import ConfigError
 
 T = TypeVar("T")
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
-    """Invalid configuration; the message is one line naming the key path."""
-
-
 def _defaults_validator(cls: type) -> type:
     """A jsonschema validator class that fills ``default`` values before validating."""
+    import jsonschema
+
     validate_properties = cls.VALIDATORS["properties"]
 
     def properties(validator, props, instance, schema):
@@ -47,6 +44,8 @@ def _defaults_validator(cls: type) -> type:
 
 @functools.cache
 def _read_schema(path: Path) -> dict:
+    import yaml
+
     return yaml.safe_load(path.read_text())
 
 
@@ -59,6 +58,8 @@ def validate_config(
     config: dict, schema_path: str | Path = DEFAULT_SCHEMA, source: str = "config"
 ) -> dict:
     """Validate ``config`` in place, filling defaults; raise ConfigError on the first error."""
+    import jsonschema
+
     schema = load_schema(schema_path)
     cls = _defaults_validator(jsonschema.validators.validator_for(schema))
     error = jsonschema.exceptions.best_match(cls(schema).iter_errors(config))
@@ -70,6 +71,8 @@ def validate_config(
 
 def load_config(path: str | Path, schema_path: str | Path = DEFAULT_SCHEMA) -> dict:
     """Read a YAML config file and validate it (see :func:`validate_config`)."""
+    import yaml
+
     p = Path(path)
     try:
         config = yaml.safe_load(p.read_text()) or {}

@@ -16,14 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-
-class BaliInputError(Exception):
-    """Bad user input. ``str(err)`` is one line: ``<file>[:<line>]: <what is wrong>``."""
-
-    def __init__(self, path: str | os.PathLike, message: str, line: int | None = None):
-        self.path, self.line, self.message = str(path), line, message
-        where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {message}")
+from bali.errors import BaliInputError  # noqa: F401  (raised here; its home: bali.errors)
 
 
 def check_input_file(path: str | os.PathLike, *, allow_empty: bool = False) -> Path:

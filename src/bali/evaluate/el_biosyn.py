@@ -47,6 +47,7 @@ import scipy.sparse as sp
 import torch
 from tqdm import tqdm
 
+from bali.errors import OptionError
 from bali.evaluate.el_zeroshot import (
     REFINE_HELP,
     ELOptions,
@@ -102,7 +103,7 @@ def union_candidates(sparse: np.ndarray, dense: np.ndarray, k: int, n_sparse: in
     for row, (s, d) in enumerate(zip(sparse.tolist(), dense.tolist(), strict=True)):
         picked = list(dict.fromkeys([*s[:n_sparse], *d, *s[n_sparse:]]))[:k]
         if len(picked) < k:
-            raise ValueError(f"only {len(picked)} distinct candidates for k={k}")
+            raise OptionError(f"only {len(picked)} distinct candidates for k={k}")
         out[row] = picked
     return out
 
@@ -236,9 +237,9 @@ def evaluate_biosyn(model_dir: Path, dictionary_path: Path | None, train_path: P
     from transformers import AutoModel, AutoTokenizer
 
     if opts.epochs < 0 or opts.topk < 1 or opts.batch_size < 1:
-        raise ValueError("epochs must be >= 0, topk and batch_size >= 1")
+        raise OptionError("epochs must be >= 0, topk and batch_size >= 1")
     if not 0.0 <= opts.dense_ratio <= 1.0:
-        raise ValueError(f"dense_ratio must be in [0, 1], not {opts.dense_ratio}")
+        raise OptionError(f"dense_ratio must be in [0, 1], not {opts.dense_ratio}")
     t0 = time.perf_counter()
     seed_everything(seed)
     train = read_mentions(train_path)

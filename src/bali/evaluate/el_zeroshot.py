@@ -53,6 +53,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from bali.errors import OptionError
 from bali.evaluate.metrics import hits_at_k
 from bali.evaluate.results import file_digest, record
 from bali.io import BaliInputError, check_input_file
@@ -181,7 +182,7 @@ def _match_keys(texts: pl.Series, match: str) -> pl.Series:
         return texts
     if match == "casefold":
         return pl.Series([t.casefold() for t in texts], dtype=pl.String)
-    raise ValueError(f"match must be one of {', '.join(MATCHES)}, not {match!r}")
+    raise OptionError(f"match must be one of {', '.join(MATCHES)}, not {match!r}")
 
 
 def refine(test: pl.DataFrame, seen: list[pl.DataFrame], dictionary: pl.DataFrame | None = None,
@@ -191,7 +192,7 @@ def refine(test: pl.DataFrame, seen: list[pl.DataFrame], dictionary: pl.DataFram
     step removed: ``test_without_id``, ``test_seen``, ``test_in_dictionary`` (with
     ``filter_dictionary``), ``test_duplicates``."""
     if filter_dictionary and dictionary is None:
-        raise ValueError("filter_dictionary needs the dictionary")
+        raise OptionError("filter_dictionary needs the dictionary")
     frame = test.with_columns(key=_match_keys(test["mention"], match))
     steps = [("test_without_id", lambda f: f.filter(pl.col("ids").list.len() > 0))]
     known = pl.concat([s["mention"] for s in seen]) if seen else pl.Series([], dtype=pl.String)
@@ -280,7 +281,7 @@ def load_dictionary(path: Path | None, seen: list[pl.DataFrame], seen_paths: lis
     if path is not None:
         return read_dictionary(path, stats), f"dictionary {path}"
     if not seen:
-        raise ValueError("give a dictionary or the seen (train/dev) mentions to build one")
+        raise OptionError("give a dictionary or the seen (train/dev) mentions to build one")
     dictionary = dictionary_from_mentions(seen)
     if dictionary.height == 0:
         raise BaliInputError(seen_paths[0], "no mention with an id to build a dictionary from")
@@ -345,7 +346,7 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
     from transformers import AutoModel, AutoTokenizer
 
     if opts.pooling not in ("cls", "mean"):
-        raise ValueError(f"pooling must be cls or mean, not {opts.pooling!r}")
+        raise OptionError(f"pooling must be cls or mean, not {opts.pooling!r}")
     t0 = time.perf_counter()
     seen = [read_mentions(p) for p in seen_paths]
     dict_stats, test_stats, refine_stats = {}, {}, {}

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bali.errors import OptionError
 from bali.torchutil import autocast, decay_groups, seed_everything
 
 CLASSIFICATION = "classification"
@@ -131,7 +132,7 @@ def hold_out(split: Split, share: float, seed: int) -> tuple[Split, Split]:
     examples, labels = split
     n = len(labels)
     if n < 2 or not 0 < share < 1:
-        raise ValueError(f"cannot hold out a share {share} of {n} training examples as dev")
+        raise OptionError(f"cannot hold out a share {share} of {n} training examples as dev")
     order = list(range(n))
     random.Random(seed).shuffle(order)
     k = min(n - 1, max(1, round(share * n)))
@@ -209,7 +210,7 @@ def finetune(model, train: Encoded, dev: Encoded, options: FinetuneOptions, seed
     """Train ``model`` (module docstring); ``score(gold, pred)`` of the dev set picks the epoch
     whose state is restored into ``model`` on return."""
     if len(train) == 0 or len(dev) == 0:
-        raise ValueError(f"empty split: {len(train)} train, {len(dev)} dev examples")
+        raise OptionError(f"empty split: {len(train)} train, {len(dev)} dev examples")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     seed_everything(seed)

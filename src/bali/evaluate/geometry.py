@@ -27,6 +27,8 @@ import numpy as np
 import polars as pl
 import torch
 
+from bali.errors import OptionError
+
 
 @dataclass(frozen=True)
 class GeometryOptions:
@@ -47,7 +49,7 @@ def draw_names(dictionary: pl.DataFrame, opts: GeometryOptions, seed: int) -> pl
                .unique(maintain_order=True).group_by("key", maintain_order=True)
                .agg("name").filter(pl.col("name").list.len() >= 2).sort("key"))
     if grouped.height == 0:
-        raise ValueError("no concept of the dictionary has two names")
+        raise OptionError("no concept of the dictionary has two names")
     take = np.sort(rng.choice(grouped.height, min(opts.max_concepts, grouped.height),
                               replace=False))
     rows = []
@@ -81,7 +83,7 @@ def evaluate_geometry(model_dir: Path, dictionary_path: Path, opts: GeometryOpti
     from bali.evaluate.results import record
 
     if opts.pooling not in ("cls", "mean"):
-        raise ValueError(f"pooling must be cls or mean, not {opts.pooling!r}")
+        raise OptionError(f"pooling must be cls or mean, not {opts.pooling!r}")
     t0 = time.perf_counter()
     drawn = draw_names(read_dictionary(dictionary_path), opts, seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

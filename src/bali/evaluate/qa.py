@@ -33,6 +33,7 @@ import math
 import random
 from pathlib import Path
 
+from bali.errors import OptionError
 from bali.io import BaliInputError, check_input_file, json_objects
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def read_pubmedqa(data: str | Path, test_ids: str | Path, fold: int, n_folds: in
                              _line_of(ttext, unknown[0]))
     folds = pubmedqa_folds(decisions, set(test), n_folds, split_seed)
     if not 0 <= fold < n_folds:
-        raise ValueError(f"fold {fold} not in 0..{n_folds - 1}")
+        raise OptionError(f"fold {fold} not in 0..{n_folds - 1}")
     dev = folds[fold]
     train = [pmid for i, f in enumerate(folds) if i != fold for pmid in f]
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from bali.errors import OptionError
 from bali.io import BaliInputError, atomic_paths
 
 REQUIRED = ("task", "benchmark", "model", "seed", "metrics", "primary")
@@ -107,7 +108,7 @@ def parse_labels(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--label expects KEY=VALUE, got {item!r}")
+            raise OptionError(f"--label expects KEY=VALUE, got {item!r}")
         labels[key] = value
     return labels
 

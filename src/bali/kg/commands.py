@@ -9,13 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bali.config import add_options, options_from_args
-from bali.io import write_stats
-from bali.kg.holdout import HoldoutOptions, apply_holdout
-from bali.paths import resolve_input
+from bali.kg.options import HoldoutOptions, OboOptions, TablesOptions, UmlsOptions
 
 
 def _kg_umls(args: argparse.Namespace) -> dict:
-    from bali.kg.umls import UmlsOptions, build_umls
+    from bali.kg.umls import build_umls
 
     opts = options_from_args(UmlsOptions, args)
     counts = build_umls(args.meta, args.out_dir, opts)
@@ -23,7 +21,8 @@ def _kg_umls(args: argparse.Namespace) -> dict:
 
 
 def _kg_obo(args: argparse.Namespace) -> dict:
-    from bali.kg.obo import OboOptions, build_obo
+    from bali.kg.obo import build_obo
+    from bali.paths import resolve_input
 
     opts = options_from_args(OboOptions, args)
     files = [resolve_input(f) for f in args.obo]
@@ -40,7 +39,8 @@ def _kg_obo(args: argparse.Namespace) -> dict:
 
 
 def _kg_tables(args: argparse.Namespace) -> dict:
-    from bali.kg.tables import TablesOptions, build_tables
+    from bali.kg.tables import build_tables
+    from bali.paths import resolve_input
 
     opts = options_from_args(TablesOptions, args)
     nodes = resolve_input(args.nodes) if args.nodes else None
@@ -51,6 +51,9 @@ def _kg_tables(args: argparse.Namespace) -> dict:
 
 def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
     def run(args: argparse.Namespace) -> None:
+        from bali.io import write_stats
+        from bali.kg.holdout import apply_holdout
+
         t0 = time.perf_counter()
         stats = build(args)
         holdout = options_from_args(HoldoutOptions, args)
@@ -67,9 +70,6 @@ def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
 
 def add_parser(stages: argparse._SubParsersAction) -> None:
     """Register ``bali kg``."""
-    from bali.kg.obo import OboOptions
-    from bali.kg.tables import TablesOptions
-    from bali.kg.umls import UmlsOptions
 
     kg = stages.add_parser("kg", help="build the knowledge-graph tables")
     kg_sources = kg.add_subparsers(dest="source", required=True, metavar="SOURCE")

@@ -16,13 +16,14 @@ annotator, subgraph node texts, pretraining) sees the held-out names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from bali.errors import OptionError
 from bali.io import atomic_paths
+from bali.kg.options import HoldoutOptions
 
 HELDOUT_FILE = "heldout_synonyms.concept"
 DEV_FILE = "heldout_dev.concept"
@@ -30,24 +31,11 @@ TEST_FILE = "heldout_test.concept"
 DICTIONARY_FILE = "heldout_dictionary.txt"
 
 
-@dataclass(frozen=True)
-class HoldoutOptions:
-    """Options of :func:`hold_out_synonyms` (``holdout_share = 0``: nothing held out)."""
-
-    holdout_share: float = field(default=0.0, metadata={
-        "help": "share of eligible concepts that lose one synonym to the EL test set"})
-    holdout_seed: int = field(default=0, metadata={"help": "seed of the draw"})
-    holdout_sources: tuple[str, ...] = field(default=(), metadata={
-        "help": "only names of these sources (e.g. HPO); empty = any"})
-    holdout_term_types: tuple[str, ...] = field(default=(), metadata={
-        "help": "only names of these term types (e.g. EXACT); empty = any"})
-
-
 def hold_out_synonyms(names: pl.DataFrame, opts: HoldoutOptions
                       ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(kept names, held-out names)``; both keep the ``names`` columns and order."""
     if not 0.0 <= opts.holdout_share <= 1.0:
-        raise ValueError(f"holdout_share must be in [0, 1], not {opts.holdout_share}")
+        raise OptionError(f"holdout_share must be in [0, 1], not {opts.holdout_share}")
     eligible = names.with_row_index("row").filter(
         ~pl.col("is_preferred") & ~pl.col("name").str.contains("|", literal=True)
         & (pl.col("name").str.to_lowercase().len().over(pl.col("name").str.to_lowercase())

@@ -29,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from bali.io import BaliInputError, check_input_file, first_non_utf8_line
+from bali.kg.options import OboOptions
 from bali.kg.prefixes import split_curie
 from bali.kg.schema import write_kg
 
@@ -46,20 +47,6 @@ _UNESCAPE = re.compile(r"\\(.)")
 _QUOTED = re.compile(r'^"((?:[^"\\]|\\.)*)"')
 _XREF_LIST = re.compile(r'^"(?:[^"\\]|\\.)*"[^\[]*\[[^\]]*\]')
 
-
-@dataclass(frozen=True)
-class OboOptions:
-    """Options of :func:`build_obo`."""
-
-    prefer_umls_cui: bool = field(
-        default=True, metadata={"help": "use a term's UMLS xref as its node id"})
-    synonym_scopes: tuple[str, ...] = field(
-        default=("EXACT", "RELATED", "BROAD", "NARROW"),
-        metadata={"help": "synonym scopes that become names"})
-    skip_synonym_types: tuple[str, ...] = field(
-        default=("obsolete_synonym",), metadata={"help": "synonym types never used as names"})
-    relationships: bool = field(
-        default=True, metadata={"help": "add edges from relationship: lines (is_a always)"})
 
 @dataclass
 class OboTerm:

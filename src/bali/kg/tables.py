@@ -29,12 +29,13 @@ merged, all counted in the stats), xrefs (the node id as a CURIE plus the mappin
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from bali.io import BaliInputError, check_input_file
+from bali.kg.options import TablesOptions
 from bali.kg.prefixes import split_curie
 from bali.kg.schema import CONCEPTS, EDGES, NAMES, XREFS, write_kg
 
@@ -86,24 +87,6 @@ HETIONET_VERBS = {
     "GcG": "covaries", "GiG": "interacts", "GpBP": "participates", "GpCC": "participates",
     "GpMF": "participates", "GpPW": "participates", "Gr>G": "regulates", "PCiC": "includes",
 }
-
-
-@dataclass(frozen=True)
-class TablesOptions:
-    """Options of :func:`build_tables`; the ``*_column`` options apply to ``custom``."""
-
-    mapping: str = field(default="custom", metadata={
-        "help": "column mapping", "choices": ["custom", *MAPPINGS]})
-    id_column: str = field(default="id", metadata={"help": "nodes: id column"})
-    name_column: str = field(default="name", metadata={"help": "nodes: name column"})
-    synonyms_column: str = field(default="", metadata={"help": "nodes: synonyms column"})
-    type_column: str = field(default="", metadata={"help": "nodes: type column"})
-    head_column: str = field(default="head", metadata={"help": "edges: head node column"})
-    relation_column: str = field(default="relation", metadata={"help": "edges: relation"})
-    tail_column: str = field(default="tail", metadata={"help": "edges: tail node column"})
-    synonym_separator: str = field(default="|", metadata={"help": "synonyms: separator"})
-    kg_name: str = field(default="", metadata={
-        "help": "names/edges source value (default: the mapping's name, upper-cased)"})
 
 
 def column_mapping(opts: TablesOptions) -> ColumnMapping:

@@ -29,7 +29,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import pyarrow as pa
 
 from bali.io import BaliInputError
 from bali.kg import rrf
+from bali.kg.options import UmlsOptions
 from bali.kg.schema import EDGES, ArrowSlices, write_kg
 
 log = logging.getLogger(__name__)
@@ -48,27 +48,6 @@ PAIR_TABLE_MAX = 1 << 22  # (REL, RELA) -> pair rank by a lookup table up to thi
 # the edges table as polars' to_arrow() gives it (the Parquet bytes depend on the Arrow schema)
 EDGES_ARROW = pa.schema([(c, pa.large_string()) for c in EDGES])
 
-
-@dataclass(frozen=True)
-class UmlsOptions:
-    """Filters for :func:`build_umls`. Empty include lists mean "all"."""
-
-    languages: tuple[str, ...] = field(
-        default=("ENG",), metadata={"help": "MRCONSO LAT values to keep"})
-    sab_include: tuple[str, ...] = field(
-        default=(), metadata={"help": "source vocabularies (SAB) to keep; empty = all"})
-    sab_exclude: tuple[str, ...] = field(
-        default=(), metadata={"help": "source vocabularies (SAB) to drop"})
-    keep_suppressed: bool = field(
-        default=False, metadata={"help": "keep rows with SUPPRESS in {O, E, Y}"})
-    rel_include: tuple[str, ...] = field(
-        default=(), metadata={"help": "MRREL REL values to keep; empty = all"})
-    rel_exclude: tuple[str, ...] = field(
-        default=(), metadata={"help": "MRREL REL values to drop (e.g. SIB)"})
-    rela_include: tuple[str, ...] = field(
-        default=(), metadata={"help": "MRREL RELA values to keep; empty = all"})
-    rela_exclude: tuple[str, ...] = field(
-        default=(), metadata={"help": "MRREL RELA values to drop"})
 
 def _in_out(col: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> pl.Expr:
     """Row filter: ``col`` in include (if any) and not in exclude. Nulls pass only if no

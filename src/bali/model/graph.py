@@ -22,6 +22,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv, SAGEConv
 from torch_geometric.utils import scatter
 
+from bali.errors import OptionError
+
 __all__ = [
     "GRAPH_ENCODERS",
     "DistMultEncoder",
@@ -79,9 +81,9 @@ class GATEncoder(GraphEncoder):
         super().__init__()
         hidden = hidden or dim
         if hidden % heads:
-            raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
+            raise OptionError(f"hidden size {hidden} is not divisible by {heads} heads")
         if layers < 1:
-            raise ValueError("layers must be >= 1")
+            raise OptionError("layers must be >= 1")
         self.num_relations = num_relations
         self.dropout = dropout
         edge_dim = hidden if num_relations > 0 else None
@@ -130,7 +132,7 @@ class SAGEEncoder(GraphEncoder):
         super().__init__()
         hidden = hidden or dim
         if layers < 1:
-            raise ValueError("layers must be >= 1")
+            raise OptionError("layers must be >= 1")
         self.dropout = dropout
         self.convs = nn.ModuleList(
             SAGEConv(dim if i == 0 else hidden, hidden, aggr="mean") for i in range(layers)
@@ -262,7 +264,7 @@ def linearize(
     If ``[CLS] s_v [SEP]`` alone is too long, ``s_v`` is cut to ``max_length - 2`` tokens.
     """
     if max_length < 2:
-        raise ValueError("max_length must be >= 2 to hold [CLS] and [SEP]")
+        raise OptionError("max_length must be >= 2 to hold [CLS] and [SEP]")
     ids = [cls_id, *centre_name_ids[: max_length - 2], sep_id]
     for name_ids, rel_ids in neighbors:
         edge = [*name_ids, *rel_ids, *centre_name_ids, sep_id]
@@ -320,7 +322,7 @@ def make_graph_encoder(
     ``sage`` in :class:`SkipEncoder`.
     """
     if name not in GRAPH_ENCODERS:
-        raise ValueError(f"unknown graph encoder {name!r}; choose from {sorted(GRAPH_ENCODERS)}")
+        raise OptionError(f"unknown graph encoder {name!r}; choose from {sorted(GRAPH_ENCODERS)}")
     rels = num_relations if use_relations else 0
     if name in ("gat", "sage"):
         inner = GATEncoder(dim, hidden, layers, heads, rels, dropout) if name == "gat" else \

@@ -20,6 +20,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv
 from torch_geometric.utils import scatter, softmax
 
+from bali.errors import OptionError
+
 __all__ = [
     "POOLINGS",
     "EntityPooling",
@@ -203,7 +205,7 @@ POOLINGS: dict[str, type[EntityPooling]] = {
 def make_pooling(name: str, dim: int, dropout: float = 0.1) -> EntityPooling:
     """Build the pooling ``name`` from ``POOLINGS`` for LM hidden size ``dim``."""
     if name not in POOLINGS:
-        raise ValueError(f"unknown pooling {name!r}; choose from {sorted(POOLINGS)}")
+        raise OptionError(f"unknown pooling {name!r}; choose from {sorted(POOLINGS)}")
     if name == "gat":
         return GATPooling(dim, dropout=dropout)
     if name == "transformer":

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from bali.errors import OptionError
 from bali.sample.schema import NODES, SUBGRAPHS
 
 DIRECTIONS = ("in", "out", "both")
@@ -67,9 +68,9 @@ def build_subgraphs(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Return (subgraphs, nodes, stats) for the concepts ``centres``."""
     if opts.direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, not {opts.direction!r}")
+        raise OptionError(f"direction must be one of {DIRECTIONS}, not {opts.direction!r}")
     if not 0 < opts.max_neighbors <= opts.pool_size:
-        raise ValueError("need 0 < max_neighbors <= pool_size")
+        raise OptionError("need 0 < max_neighbors <= pool_size")
     t0 = time.perf_counter()
     centre_df = pl.DataFrame({"cui": centres.unique().sort()})
     cand = _candidate_edges(edges.lazy(), centre_df.lazy(), opts).collect(engine="streaming")

@@ -69,6 +69,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
+from bali.errors import OptionError
 from bali.io import BaliInputError
 from bali.text.schema import MENTIONS
 
@@ -606,7 +607,7 @@ def annotate_bern2(
     t0 = time.perf_counter()
     if opts.workers < 1 or opts.max_retries < 0 or opts.timeout_s <= 0 \
             or opts.connect_timeout_s <= 0 or opts.breaker_failures < 0:
-        raise ValueError("Bern2Options: need workers >= 1, max_retries >= 0, timeout_s > 0, "
+        raise OptionError("Bern2Options: need workers >= 1, max_retries >= 0, timeout_s > 0, "
                          "connect_timeout_s > 0, breaker_failures >= 0")
     check_url(opts.url)
     _check_documents(documents)

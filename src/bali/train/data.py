@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bali.errors import OptionError
 from bali.shards import MappedIpc, NodeTable, ShardDataset
 
 
@@ -84,11 +85,11 @@ class BatchDataset(torch.utils.data.Dataset):
         self.pool = self.split_indices(len(self.sentences), dev_sentences, seed)[split]
         self.per_epoch = len(self.pool) // batch_size
         if self.per_epoch == 0:
-            raise ValueError(f"{shards}: {len(self.pool)} {split} sentences < batch size "
+            raise OptionError(f"{shards}: {len(self.pool)} {split} sentences < batch size "
                              f"{batch_size}")
         self.num_batches = num_batches if num_batches is not None else self.per_epoch
         if bucket < 0:
-            raise ValueError(f"bucket must be >= 0, not {bucket}")
+            raise OptionError(f"bucket must be >= 0, not {bucket}")
         self.bucket = bucket if split == "train" else 0  # the dev split stays in order
         self.lengths = self._rows["sentences"].lengths("input_ids")[self.pool] \
             if self.bucket else None  # tokens per pool sentence, from the list offsets
@@ -118,7 +119,7 @@ class BatchDataset(torch.utils.data.Dataset):
         """Sentence indices of the ``train`` and ``dev`` splits: ``dev`` sentences drawn by a
         generator seeded by (seed, 424242), the rest (in order) train; ``dev=0``: all train."""
         if not 0 <= dev < n:
-            raise ValueError(f"dev sentences must be in [0, {n}), not {dev}")
+            raise OptionError(f"dev sentences must be in [0, {n}), not {dev}")
         held = np.sort(np.random.default_rng([seed, 424242]).choice(n, dev, replace=False)) \
             if dev else np.empty(0, dtype=np.int64)
         return {"train": np.setdiff1d(np.arange(n), held), "dev": held}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bali.errors import OptionError
 from bali.io import BaliInputError
 from bali.model.config import ModelConfig
 
@@ -30,7 +31,7 @@ def export_run(run_dir: Path, out_dir: Path, select: str = "last") -> dict:
     from bali.train.loop import build_model
 
     if select not in SELECT:
-        raise ValueError(f"select must be one of {SELECT}, not {select!r}")
+        raise OptionError(f"select must be one of {SELECT}, not {select!r}")
     weights = run_dir / "model.safetensors"
     if not weights.exists():
         raise BaliInputError(weights, "no final weights: has the pretraining run finished?")

@@ -41,6 +41,7 @@ import torch
 from tqdm import tqdm
 
 from bali import distributed as dist
+from bali.errors import OptionError
 from bali.io import atomic_paths
 from bali.model.config import ModelConfig
 from bali.torchutil import seed_everything
@@ -107,7 +108,7 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
     from bali.train.backends import BACKENDS
 
     if tcfg.backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, not {tcfg.backend!r}")
+        raise OptionError(f"backend must be one of {sorted(BACKENDS)}, not {tcfg.backend!r}")
     seed_everything(tcfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = json.loads((shards / "meta.json").read_text())
@@ -215,7 +216,7 @@ def _validation(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: TrainConfig,
     linking = None
     if tcfg.validate_mentions:
         if not tcfg.validate_dictionary:
-            raise ValueError("validate_mentions needs validate_dictionary")
+            raise OptionError("validate_mentions needs validate_dictionary")
         linking = DevLinking(tcfg.validate_dictionary, tcfg.validate_mentions,
                              AutoTokenizer.from_pretrained(meta["tokenizer_dir"]),
                              tcfg.validate_max_names, tcfg.validate_max_mentions, tcfg.seed,

@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import nn
 
+from bali.errors import OptionError
+
 from .cls import PairClassificationLoss, pair_classification, pair_logits, pair_mask
 from .combined import total_loss
 from .infonce import InfoNCELoss, info_nce
@@ -32,7 +34,7 @@ def make_alignment_loss(name: str, dim: int, **kw: Any) -> nn.Module:
         cls = ALIGNMENT_LOSSES[name]
     except KeyError:
         known = sorted(ALIGNMENT_LOSSES)
-        raise ValueError(f"unknown alignment loss {name!r}; one of {known}") from None
+        raise OptionError(f"unknown alignment loss {name!r}; one of {known}") from None
     return cls(dim, **kw) if cls is PairClassificationLoss else cls(**kw)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from bali.errors import OptionError
+
 
 def total_loss(
     mlm: Tensor | None,
@@ -21,8 +23,8 @@ def total_loss(
         if weight == 0:
             continue
         if term is None:
-            raise ValueError(f"the {name} loss has weight {weight} but was not given")
+            raise OptionError(f"the {name} loss has weight {weight} but was not given")
         total = weight * term if total is None else total + weight * term
     if total is None:
-        raise ValueError("both loss weights are 0: nothing to optimise")
+        raise OptionError("both loss weights are 0: nothing to optimise")
     return total
