@@ -118,12 +118,16 @@ def test_every_variant_trains(setup, tmp_path, variant):
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
 
 
-def test_resume_is_exact(setup, tmp_path):
+def test_resume_is_exact(setup, tmp_path, monkeypatch):
+    from bali.train import loop
+
     shards, model_dir = setup
     mcfg, tcfg = _configs(model_dir, steps=12)
     tcfg = replace(tcfg, checkpoint_every=4)
     pretrain(shards, tmp_path / "full", mcfg, tcfg, progress=False)
-    halted = pretrain(shards, tmp_path / "crash", mcfg, tcfg, progress=False, halt_after=7)
+    monkeypatch.setattr(loop, "_HALT_AFTER", 7)
+    halted = pretrain(shards, tmp_path / "crash", mcfg, tcfg, progress=False)
+    monkeypatch.setattr(loop, "_HALT_AFTER", None)
     assert halted["halted_at"] == 7  # "killed" after step 7; the newest checkpoint is step 4
     assert (tmp_path / "crash" / "checkpoints" / "latest").read_text() == "step_4"
     summary = pretrain(shards, tmp_path / "crash", mcfg, tcfg, progress=False, resume=True)

@@ -100,11 +100,14 @@ def _run_record(shards: Path, mcfg: ModelConfig, tcfg: TrainConfig, meta: dict) 
             "shards_meta": meta}
 
 
+#: tests set this to stop a run abruptly after that many of its steps, without a final
+#: checkpoint, as a crash would (the multi-process test kills the launcher for real)
+_HALT_AFTER: int | None = None
+
+
 def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
-             resume: bool = False, progress: bool = True,
-             halt_after: int | None = None) -> dict:
-    """Train; return a summary. ``halt_after`` stops abruptly after that many steps of this
-    run without a final checkpoint (simulates a crash, for tests)."""
+             resume: bool = False, progress: bool = True) -> dict:
+    """Train; return a summary (``halted_at`` when :data:`_HALT_AFTER` stopped it)."""
     from bali.train.backends import BACKENDS
 
     if tcfg.backend not in BACKENDS:
@@ -189,7 +192,7 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
                 metrics.flush()
             bar.update(1)
             bar.set_postfix(loss=f"{sums['loss']:.3f}", acc=f"{sums.get('align_acc', 0):.2f}")
-            if halt_after is not None and step - start >= halt_after:
+            if _HALT_AFTER is not None and step - start >= _HALT_AFTER:
                 bar.close()
                 return {"halted_at": step, "last": last}
             if step % tcfg.checkpoint_every == 0 or step == tcfg.steps or validating:
