@@ -1,6 +1,7 @@
 """``bali`` command line: one sub-command per pipeline stage.
 
-Every stage reads and writes documented files, so each runs alone (``bali kg obo --help``)
+Every stage reads and writes documented files, so each runs alone (``bali kg obo --help``;
+every module that registers commands has one ``add_parser(subparsers)``)
 and Snakemake rules are thin calls of these commands. Bad input ends with one line
 ``bali: error: <file>[:<line>]: <what>`` and exit status 2; no partial output is left.
 """

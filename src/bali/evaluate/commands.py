@@ -80,8 +80,8 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
                      help="BioSyn dictionary 'ids||name|name...' or KG names.parquet")
     add_options(geo, GeometryOptions)
     geo.set_defaults(func=_geometry)
-    el_biosyn.add_subcommand(tasks)
-    finetune_cli.add_parsers(tasks)
+    el_biosyn.add_parser(tasks)
+    finetune_cli.add_parser(tasks)
 
     agg = tasks.add_parser("aggregate", help="mean +- std over seeds of results JSONs (CSV)")
     agg.add_argument("results", nargs="+", type=Path, help="results JSON files")

@@ -302,7 +302,7 @@ def _run(args: argparse.Namespace) -> None:
     print(json.dumps({**rec["metrics"], **rec["counts"]}))
 
 
-def add_subcommand(tasks: argparse._SubParsersAction) -> None:
+def add_parser(tasks: argparse._SubParsersAction) -> None:
     """Register ``bali evaluate el-biosyn``."""
     from bali.config import add_options
     from bali.evaluate.results import add_task_parser

@@ -106,7 +106,7 @@ _HELP = {
 }
 
 
-def add_parsers(tasks: argparse._SubParsersAction) -> None:
+def add_parser(tasks: argparse._SubParsersAction) -> None:
     """Register one ``bali evaluate BENCHMARK`` sub-command per fine-tuning benchmark."""
     from bali.evaluate.benchmarks import BENCHMARKS
     from bali.evaluate.results import add_run_arguments
