@@ -107,7 +107,8 @@ _HALT_AFTER: int | None = None
 
 def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
              resume: bool = False, progress: bool = True) -> dict:
-    """Train; return a summary (``halted_at`` when :data:`_HALT_AFTER` stopped it)."""
+    """Train; return a summary (``halted_at`` when :data:`_HALT_AFTER` stopped it). Without
+    a progress bar, rank 0 logs one line per checkpoint (step, losses, samples/s, ETA)."""
     from bali.train.backends import BACKENDS
 
     if tcfg.backend not in BACKENDS:
@@ -115,52 +116,27 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
     seed_everything(tcfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = json.loads((shards / "meta.json").read_text())
-    relations = json.loads((shards / "relations.json").read_text())
-    special = SpecialIds(meta["pad_token_id"], meta["cls_token_id"], meta["sep_token_id"],
-                         meta["mask_token_id"], meta["vocab_size"])
-    model = build_model(mcfg, len(relations))
-    if tcfg.compile:
-        model.lm.base_model.compile(dynamic=True)
-    linearize = relation_ids = None
-    if model.linearized:
-        from bali.model.graph import linearize
-
-        relation_ids = _relation_token_ids(meta["tokenizer_dir"], relations)
+    model, data_args = _model_and_data_args(shards, meta, mcfg, tcfg)
     world = dist.world()
-    data_args = dict(special=special, linearize=linearize, relation_ids=relation_ids)
     data = BatchDataset.from_configs(shards, mcfg, tcfg, **data_args, rank=dist.rank(),
                                      world=world)
     model.train()  # from_pretrained returns the LM in eval mode (dropout off)
     backend = BACKENDS[tcfg.backend](model, tcfg)
     check = _validation(shards, meta, mcfg, tcfg, data_args, backend) if backend.is_main else None
-    record = _run_record(shards, mcfg, tcfg, meta)
-    start, ckpt = 0, resumable(run_dir, record, tcfg.steps) if resume else None
-    metrics_path = run_dir / LIVE_METRICS
-    dist.barrier()  # every rank has decided before rank 0 clears a finished run
-    if ckpt is not None:
-        start, rng = restore(backend, ckpt, world)
-        if backend.is_main:
-            keep_metrics_until(metrics_path, start)
-            forget_best_after(run_dir, start)
-        log.info("resumed from %s at step %d", ckpt, start)
-    elif backend.is_main:
-        metrics_path.unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        forget_best_after(run_dir, -1)
-        (run_dir / "config.json").write_text(json.dumps(
-            record | {"attention": model.lm.config._attn_implementation}, indent=2))
-    dist.barrier()
+    record = _run_record(shards, mcfg, tcfg, meta) | {
+        "attention": model.lm.config._attn_implementation}
+    start, rng = _begin(run_dir, record, backend, tcfg.steps, resume, world)
     log.info("rank %d/%d: first batch sentences %s", dist.rank(), world,
              data.sentence_indices(start * tcfg.grad_accum).tolist())
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(data, range(start * tcfg.grad_accum, len(data))),
         batch_size=None, num_workers=tcfg.num_workers)
     batches = iter(loader)  # draws a base seed from the global RNG: restore after this
-    if ckpt is not None:
+    if rng is not None:
         set_rng_state(rng)
     bar = tqdm(total=tcfg.steps, initial=start, disable=not (progress and backend.is_main),
                desc="pretrain", unit="step")
-    t_run, last = time.perf_counter(), None
+    t_run, last, metrics_path = time.perf_counter(), None, run_dir / LIVE_METRICS
     with open(metrics_path, "a") as metrics:
         if check is not None and start == 0:  # the base model, for reference
             t_val = time.perf_counter()
@@ -168,18 +144,12 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
             metrics.write(json.dumps(row | {"validate_s": round(time.perf_counter() - t_val, 2)})
                           + "\n")
         for step in range(start + 1, tcfg.steps + 1):
-            t0, sums = time.perf_counter(), {}
-            for micro in range(tcfg.grad_accum):
-                out = backend.forward(next(batches))
-                backend.micro_step(out["loss"], boundary=micro == tcfg.grad_accum - 1)
-                for key in ("loss", "mlm_loss", "align_loss", "align_acc"):
-                    if key in out:
-                        sums[key] = sums.get(key, 0.0) + float(out[key].detach()) / tcfg.grad_accum
-            seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            sums = _train_step(backend, batches, tcfg.grad_accum)
             last = {"step": step, **{k: round(v, 6) for k, v in sums.items()},
                     "lr": backend.learning_rates()[::2],
-                    "samples_per_s": round(tcfg.batch_size * tcfg.grad_accum * world / seconds,
-                                           2),
+                    "samples_per_s": round(tcfg.batch_size * tcfg.grad_accum * world
+                                           / (time.perf_counter() - t0), 2),
                     "elapsed_s": round(time.perf_counter() - t_run, 2)}
             validating = bool(tcfg.validate_every) and (
                 step % tcfg.validate_every == 0 or step == tcfg.steps)
@@ -197,6 +167,8 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
                 return {"halted_at": step, "last": last}
             if step % tcfg.checkpoint_every == 0 or step == tcfg.steps or validating:
                 save_checkpoint(backend, run_dir, step, world, tcfg.keep_last, last)
+                if backend.is_main and bar.disable:
+                    _log_progress(last, start, tcfg.steps)
     bar.close()
     if backend.is_main:
         final = run_dir / "checkpoints" / f"step_{tcfg.steps}"
@@ -205,6 +177,65 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
         plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
     dist.barrier()
     return {"steps": tcfg.steps, "resumed_from": start, "last": last}
+
+
+def _model_and_data_args(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: TrainConfig):
+    """The BaliModel (compiled if asked) and the data arguments of its batches."""
+    relations = json.loads((shards / "relations.json").read_text())
+    special = SpecialIds(meta["pad_token_id"], meta["cls_token_id"], meta["sep_token_id"],
+                         meta["mask_token_id"], meta["vocab_size"])
+    model = build_model(mcfg, len(relations))
+    if tcfg.compile:
+        model.lm.base_model.compile(dynamic=True)
+    linearize = relation_ids = None
+    if model.linearized:
+        from bali.model.graph import linearize
+
+        relation_ids = _relation_token_ids(meta["tokenizer_dir"], relations)
+    return model, dict(special=special, linearize=linearize, relation_ids=relation_ids)
+
+
+def _begin(run_dir: Path, record: dict, backend, steps: int, resume: bool, world: int):
+    """(first step, RNG states to restore or None): an unfinished run of this configuration
+    resumes (``resume``); otherwise rank 0 starts the run directory afresh."""
+    ckpt = resumable(run_dir, record, steps) if resume else None
+    dist.barrier()  # every rank has decided before rank 0 clears a finished run
+    start, rng = 0, None
+    if ckpt is not None:
+        start, rng = restore(backend, ckpt, world)
+        if backend.is_main:
+            keep_metrics_until(run_dir / LIVE_METRICS, start)
+            forget_best_after(run_dir, start)
+        log.info("resumed from %s at step %d", ckpt, start)
+    elif backend.is_main:
+        (run_dir / LIVE_METRICS).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        forget_best_after(run_dir, -1)
+        (run_dir / "config.json").write_text(json.dumps(record, indent=2))
+    dist.barrier()
+    return start, rng
+
+
+def _train_step(backend, batches, grad_accum: int) -> dict[str, float]:
+    """One optimizer step over ``grad_accum`` micro-batches; their mean losses/accuracy."""
+    sums: dict[str, float] = {}
+    for micro in range(grad_accum):
+        out = backend.forward(next(batches))
+        backend.micro_step(out["loss"], boundary=micro == grad_accum - 1)
+        for key in ("loss", "mlm_loss", "align_loss", "align_acc"):
+            if key in out:
+                sums[key] = sums.get(key, 0.0) + float(out[key].detach()) / grad_accum
+    return sums
+
+
+def _log_progress(row: dict, start: int, steps: int) -> None:
+    """One log line: step, losses, dev Acc@1 if measured, samples/s and the time left."""
+    done = row["step"] - start
+    eta = row["elapsed_s"] / done * (steps - row["step"]) if done else 0.0
+    dev = f" dev_acc1 {row['dev_acc1']:.4f}" if "dev_acc1" in row else ""
+    log.info("step %d/%d loss %.4f (mlm %.4f, align %.4f)%s, %.1f samples/s, %.0f s elapsed, "
+             "~%.0f s left", row["step"], steps, row.get("loss", 0.0), row.get("mlm_loss", 0.0),
+             row.get("align_loss", 0.0), dev, row["samples_per_s"], row["elapsed_s"], eta)
 
 
 def _validation(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: TrainConfig,
