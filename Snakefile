@@ -27,4 +27,5 @@ rule all:
     input:
         rules.build_kg.output,
         [f"{RESULTS}/models/{m}/{v}/model.safetensors" for m, v in RUNS],
+        [f"{RESULTS}/models/{m}/{v}/README.md" for m, v in RUNS],
         rules.report.output,

@@ -129,7 +129,8 @@ def test_benchmark_end_to_end(benchmark, shared_data, model_dir, tmp_path):
     assert [h["epoch"] for h in rec["history"]] == [1] and rec["best_epoch"] == 1
     items = rec["items"]  # per test example, in the capped order
     assert len(items["id"]) == len(items["gold"]) == len(items["pred"]) == 32
-    assert items["correct"] == [int(g == p) for g, p in zip(items["gold"], items["pred"])]
+    pairs = zip(items["gold"], items["pred"], strict=True)
+    assert items["correct"] == [int(g == p) for g, p in pairs]
     if qa:
         assert sum(items["correct"]) / 32 == pytest.approx(rec["metrics"]["accuracy"])
     if benchmark == "pubmedqa":

@@ -128,8 +128,9 @@ def test_changed_pretraining_reruns_only_what_depends_on_it(workdir):
                     "steps.yaml").stdout
     jobs = dict(line.split() for line in out.split("Job stats:")[1].split("total")[0]
                 .splitlines()[3:] if line.strip())
-    assert jobs == {"pretrain": "1", "export": "1", "evaluate_hpo-synonyms": "1",
-                    "evaluate_hpo-geometry": "1", "report": "1", "all": "1"}
+    assert jobs == {"pretrain": "1", "export": "1", "model_card": "1",
+                    "evaluate_hpo-synonyms": "1", "evaluate_hpo-geometry": "1", "report": "1",
+                    "all": "1"}
 
 
 def test_changed_option_reruns_build_kg(workdir):
@@ -216,3 +217,108 @@ def test_bern2_annotator_through_the_dag(workdir, tmp_path, shared_data):
         (results / "text" / "pubmed_abstracts_1k" / "mentions.parquet").unlink()
         _run_config(workdir, tmp_path, config, {"BALI_BERN2_URL": server.url})
         assert server.total_requests == first
+
+
+def _html_report(workdir: Path, out: Path) -> Path:
+    """`snakemake --report` of the finished reduced demo (runs it first when a -k selection
+    skipped the tests that do)."""
+    snakemake(workdir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    snakemake(workdir, "--report", str(out))
+    return out
+
+
+def _report_var(html: str, name: str):
+    """The JSON of one `var NAME = ...;` script of the Snakemake report."""
+    import re
+
+    match = re.search(rf"<script id=\"{name}\">\s*var \w+ = (.*?);\s*</script>", html, re.S)
+    assert match, name
+    return json.loads(match.group(1))
+
+
+def test_html_report_embeds_the_marked_plots_and_tables(workdir, tmp_path):
+    """`snakemake --report report.html`: one self-contained file; every marked plot, table and
+    stats file is in it as a data URI of the file's exact bytes, under its category, with
+    its caption; the landing text holds the headline table of report.md."""
+    import base64
+    import time
+    from html import unescape
+
+    start = time.monotonic()
+    page = _html_report(workdir, tmp_path / "report.html")
+    seconds, html = time.monotonic() - start, page.read_text(encoding="utf-8")
+    print(f"report.html: {page.stat().st_size / 1e6:.2f} MB in {seconds:.0f} s")  # noqa: T201
+    assert "<script src=" not in html and "<link " not in html  # nothing fetched
+    results = _report_var(html, "results")
+    res = workdir / "results"
+    plots = sorted(p.relative_to(workdir).as_posix() for p in (res / "report/plots").glob("*.png"))
+    assert "results/report/plots/pretraining_curves.png" in plots
+    expected = [*plots, "results/report.md", "results/report/aggregate.csv",
+                *(f"results/report/tables/table{n}.md" for n in range(2, 7)),
+                "results/pretrain/minilm/gat/curves.png", "results/kg/stats.json",
+                "results/sample/sentences_per_concept.png", "results/sample/sample_stats.json",
+                "results/sample/subgraph_stats.json", "results/shards/minilm/meta.json"]
+    assert set(expected) <= set(results)
+    for path in expected:
+        header, data = results[path]["data_uri"].split(";base64,")
+        assert base64.b64decode(data) == (workdir / path).read_bytes(), path
+        assert header.startswith("data:image/png" if path.endswith(".png") else "data:"), path
+        assert results[path]["caption"].strip(), path
+    categories = _report_var(html, "categories")
+    assert set(categories["1. Results"]) == {"Plots", "Tables"}
+    assert set(categories["2. Pretraining"]["Training curves"]) == {
+        "results/pretrain/minilm/gat/curves.png"}
+    assert {"Knowledge graph", "Sampling", "Shards"} <= set(categories["3. Data"])
+    # captions show the stats and tables they describe
+    assert '"concepts": ' in unescape(results["results/kg/stats.json"]["caption"])
+    assert "hpo-synonyms" in results["results/report/tables/table3.md"]["caption"]
+    assert results["results/report/tables/table3.md"]["labels"]["table"] == "Table 3"
+    # the landing text: the headline table of report.md as an HTML table
+    desc = unescape(_report_var(html, "workflow-desc"))
+    headline = desc.split("Headline")[1].split("</table>")[0]
+    assert "<table" in headline and "95% CI of Δ" in headline and "verdict" in headline
+    assert "hpo-synonyms" in headline and "acc@1" in headline
+    # the rule graph and the run-time statistics of the jobs
+    graph = {d["name"]: d for d in _report_var(html, "rulegraph")["data"]}
+    assert {"build_kg", "pretrain", "report"} <= {n["rule"] for n in graph["node-data"]["values"]}
+    runtimes = {r["rule"]: r["runtime"] for r in _report_var(html, "runtimes")["data"]["values"]}
+    assert {"build_kg", "tokenize", "pretrain", "report"} <= set(runtimes)
+    assert runtimes["pretrain"] > 0
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (.ci/run installs "
+                    "Debian's chromium package; locally: apt-get install -y chromium)")
+def test_html_report_renders_in_headless_chromium(workdir, tmp_path):
+    """The report is a JavaScript app: headless Chromium runs it; the screenshot is not a
+    blank (or loading-screen) page and the rendered DOM holds the headline table."""
+    from html import unescape
+
+    import numpy as np
+    from PIL import Image
+
+    page = _html_report(workdir, tmp_path / "report.html")
+    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+             "--window-size=1280,2000"]
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert shot.is_file(), proc.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2000, 1280)
+    # a page with its menu, text and rule graph: many pixels off the background, and
+    # contrast; the bare "Loading Snakemake Report..." screen has well under 1%
+    background = np.bincount(pixels.astype(int).ravel()).argmax()
+    assert (np.abs(pixels - background) > 30).mean() > 0.05 and pixels.std() > 20
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=180).stdout
+    app = unescape(dom.split('<div id="app">', 1)[1].split("<script", 1)[0])  # React's DOM
+    assert "1. Results" in app and "3. Data" in app  # the menu
+    headline = app.split("Headline")[1].split("</table>")[0]
+    assert "<table" in headline and "95% CI of Δ" in headline and "hpo-synonyms" in headline
+    assert "better" in headline or "detectable" in headline or "worse" in headline

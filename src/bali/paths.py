@@ -34,10 +34,11 @@ def resolve_input(path: str | Path) -> Path:
 
 def code_digest(*modules: str) -> str:
     """SHA-256 (first 16 hex digits) of the package code a stage runs: the shared modules
-    (``io.py``, ``config.py``, ``paths.py``) plus each named sub-package or module (a stage's
-    command line lives in its package's ``commands.py``, so it is covered too)."""
+    (``io.py``, ``config.py``, ``paths.py``, ``errors.py``) plus each named sub-package or
+    module (a stage's command line lives in its package's ``commands.py``, so it is covered
+    too)."""
     h = hashlib.sha256()
-    files = [PACKAGE_DIR / n for n in ("io.py", "config.py", "paths.py")]
+    files = [PACKAGE_DIR / n for n in ("io.py", "config.py", "paths.py", "errors.py")]
     for m in modules:
         target = PACKAGE_DIR / m
         files += sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]

@@ -82,6 +82,18 @@ def corpus_shards():
 SHARDS = corpus_shards()
 
 
+def pipeline_stats():
+    """Every stage's own stats file that the report's pipeline summary reads."""
+    return [
+        f"{RESULTS}/kg/stats.json",
+        *(f"{RESULTS}/text/{shard}/{f}" for shard in SHARDS
+          for f in ("annotate.json", "sentences.json")),
+        f"{RESULTS}/sample/sample_stats.json",
+        f"{RESULTS}/sample/subgraph_stats.json",
+        *(f"{RESULTS}/shards/{m}/meta.json" for m in sorted({m for m, _ in RUNS})),
+    ]
+
+
 def annotate_args():
     """`bali text annotate` options from config (a plain string: recorded by Snakemake)."""
     text = config["text"]

@@ -18,6 +18,8 @@ for _bench, _spec in config["evaluate"]["benchmarks"].items():
             code=code_digest("evaluate"),
         log:
             f"{LOGS}/evaluate/{_bench}/{{model}}/{{variant}}/seed{{seed}}.log",
+        benchmark:
+            f"{LOGS}/benchmarks/evaluate/{_bench}/{{model}}/{{variant}}/seed{{seed}}.tsv"
         threads: 2
         resources:
             mem_mb=16000,

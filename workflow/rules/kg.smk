@@ -9,7 +9,13 @@ rule build_kg:
         names=f"{RESULTS}/kg/names.parquet",
         edges=f"{RESULTS}/kg/edges.parquet",
         xrefs=f"{RESULTS}/kg/xrefs.parquet",
-        stats=f"{RESULTS}/kg/stats.json",
+        stats=report(
+            f"{RESULTS}/kg/stats.json",
+            caption="../report/kg_stats.rst",
+            category="3. Data",
+            subcategory="Knowledge graph",
+            labels={"result": "KG counts and options (stats.json)"},
+        ),
         **kg_outputs(),
     params:
         args=kg_args(),
@@ -17,6 +23,8 @@ rule build_kg:
         code=code_digest("kg"),
     log:
         f"{LOGS}/build_kg.log",
+    benchmark:
+        f"{LOGS}/benchmarks/build_kg/build_kg.tsv"
     threads: 2
     resources:
         mem_mb=8000,

@@ -8,8 +8,20 @@ rule sample_sentences:
     output:
         sample=f"{RESULTS}/sample/sample.parquet",
         counts=f"{RESULTS}/sample/concept_counts.parquet",
-        stats=f"{RESULTS}/sample/sample_stats.json",
-        histogram=f"{RESULTS}/sample/sentences_per_concept.png",
+        stats=report(
+            f"{RESULTS}/sample/sample_stats.json",
+            caption="../report/sample_stats.rst",
+            category="3. Data",
+            subcategory="Sampling",
+            labels={"result": "balanced sample (sample_stats.json)"},
+        ),
+        histogram=report(
+            f"{RESULTS}/sample/sentences_per_concept.png",
+            caption="../report/sentences_per_concept.rst",
+            category="3. Data",
+            subcategory="Sampling",
+            labels={"result": "sentences per concept (plot)"},
+        ),
     params:
         args=cli_flags(config["sample"] | {"seed": config["seed"]}),
         kg_dir=parent_dir_of_input("concepts"),
@@ -17,6 +29,8 @@ rule sample_sentences:
         code=code_digest("sample"),
     log:
         f"{LOGS}/sample_sentences.log",
+    benchmark:
+        f"{LOGS}/benchmarks/sample_sentences/sample_sentences.tsv"
     threads: 2
     resources:
         mem_mb=8000,
@@ -36,7 +50,13 @@ rule build_subgraphs:
     output:
         subgraphs=f"{RESULTS}/sample/subgraphs.parquet",
         nodes=f"{RESULTS}/sample/nodes.parquet",
-        stats=f"{RESULTS}/sample/subgraph_stats.json",
+        stats=report(
+            f"{RESULTS}/sample/subgraph_stats.json",
+            caption="../report/subgraph_stats.rst",
+            category="3. Data",
+            subcategory="Sampling",
+            labels={"result": "subgraphs (subgraph_stats.json)"},
+        ),
     params:
         args=cli_flags(config["subgraphs"] | {"seed": config["seed"]}),
         kg_dir=parent_dir_of_input("edges"),
@@ -44,6 +64,8 @@ rule build_subgraphs:
         code=code_digest("sample"),
     log:
         f"{LOGS}/build_subgraphs.log",
+    benchmark:
+        f"{LOGS}/benchmarks/build_subgraphs/build_subgraphs.tsv"
     threads: 2
     resources:
         mem_mb=8000,
@@ -66,7 +88,13 @@ rule tokenize:
         names=f"{RESULTS}/shards/{{model}}/names.arrow",
         nodes=f"{RESULTS}/shards/{{model}}/nodes.arrow",
         relations=f"{RESULTS}/shards/{{model}}/relations.json",
-        meta=f"{RESULTS}/shards/{{model}}/meta.json",
+        meta=report(
+            f"{RESULTS}/shards/{{model}}/meta.json",
+            caption="../report/shards_meta.rst",
+            category="3. Data",
+            subcategory="Shards",
+            labels={"model": "{model}"},
+        ),
     params:
         args=cli_flags(config["tokenize"]),
         model=lambda wildcards: checkpoint(config, wildcards.model),
@@ -74,6 +102,8 @@ rule tokenize:
         code=code_digest("sample"),
     log:
         f"{LOGS}/tokenize/{{model}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/tokenize/{{model}}.tsv"
     threads: 2
     resources:
         mem_mb=8000,

@@ -19,6 +19,8 @@ rule read_corpus:
         code=code_digest("text"),
     log:
         f"{LOGS}/read_corpus/{{shard}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/read_corpus/{{shard}}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -39,7 +41,13 @@ rule annotate:
         xrefs=f"{RESULTS}/kg/xrefs.parquet",
     output:
         mentions=f"{RESULTS}/text/{{shard}}/mentions.parquet",
-        report=f"{RESULTS}/text/{{shard}}/annotate.json",
+        report=report(
+            f"{RESULTS}/text/{{shard}}/annotate.json",
+            caption="../report/text_annotate.rst",
+            category="3. Data",
+            subcategory="Text: annotation",
+            labels={"shard": "{shard}"},
+        ),
     params:
         args=annotate_args(),
         kg_dir=parent_dir_of_input("concepts"),
@@ -48,6 +56,8 @@ rule annotate:
         code=code_digest("text", "kg/prefixes"),
     log:
         f"{LOGS}/annotate/{{shard}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/annotate/{{shard}}.tsv"
     threads: 2
     resources:
         mem_mb=8000,
@@ -72,11 +82,19 @@ rule split_sentences:
         ],
     output:
         sentences=f"{RESULTS}/text/{{shard}}/sentences.parquet",
-        stats=f"{RESULTS}/text/{{shard}}/sentences.json",
+        stats=report(
+            f"{RESULTS}/text/{{shard}}/sentences.json",
+            caption="../report/text_sentences.rst",
+            category="3. Data",
+            subcategory="Text: sentences",
+            labels={"shard": "{shard}"},
+        ),
     params:
         code=code_digest("text"),
     log:
         f"{LOGS}/split_sentences/{{shard}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/split_sentences/{{shard}}.tsv"
     threads: 1
     resources:
         mem_mb=4000,

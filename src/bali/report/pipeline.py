@@ -11,8 +11,8 @@ Every number is read from the stage's own files under the results directory::
     pretrain/<model>/<variant>/metrics.jsonl  steps, samples/s, final losses, best dev Acc@1
     eval/**/*.json                    evaluation runs
 
-and the wall time from Snakemake's ``benchmark:`` files, ``<logs>/benchmarks/<rule>/**.tsv``
-(column ``s``, summed over a rule's jobs), falling back to a stage's own ``seconds``. A stage
+and the wall time from Snakemake's ``benchmark:`` files (``<logs>/benchmarks/<rule>/…tsv``,
+column ``s``, summed over a rule's jobs), falling back to a stage's own ``seconds``. A stage
 without files is left out.
 """
 
@@ -28,11 +28,16 @@ def _json(path: Path) -> dict:
 
 
 def _wall(logs: Path | None, *rules: str) -> float | None:
+    """Seconds (column ``s``) summed over the benchmark files of ``rules``: a directory
+    ``<logs>/benchmarks/<rule>/`` (every ``*.tsv`` below) or a file ``<rule>.tsv``."""
     if logs is None:
         return None
     total, found = 0.0, False
     for rule in rules:
-        for tsv in sorted((logs / "benchmarks" / rule).glob("**/*.tsv")):
+        base = logs / "benchmarks" / rule
+        files = sorted(base.glob("**/*.tsv")) if base.is_dir() else [
+            f for f in [base.with_name(base.name + ".tsv")] if f.exists()]
+        for tsv in files:
             with open(tsv, newline="") as f:
                 for row in csv.DictReader(f, delimiter="\t"):
                     total, found = total + float(row["s"]), True
@@ -64,23 +69,23 @@ def summary_rows(results: Path, logs: Path | None = None) -> list[dict]:
         rows.append(_row("text", {"shards": len(annotate), "documents": docs,
                                   "mentions mapped": mapped, "unmapped": unmapped,
                                   "sentences": sentences},
-                         _wall(logs, "read_corpus", "annotate", "normalize", "sentences")))
+                         _wall(logs, "read_corpus", "annotate", "split_sentences")))
     if (sample := results / "sample" / "sample_stats.json").exists():
         s = _json(sample)
         rows.append(_row("sample", {"candidate sentences": s.get("candidate_sentences"),
                                     "sampled sentences": s.get("sampled_sentences"),
                                     "concepts": s.get("concepts_with_candidates"),
                                     "k": s.get("k")},
-                         _wall(logs, "sample") or s.get("seconds")))
+                         _wall(logs, "sample_sentences") or s.get("seconds")))
     if (sub := results / "sample" / "subgraph_stats.json").exists():
         s = _json(sub)
         rows.append(_row("subgraphs", {"centres": s.get("centres"), "nodes": s.get("nodes")},
-                         _wall(logs, "subgraphs") or s.get("seconds")))
+                         _wall(logs, "build_subgraphs") or s.get("seconds")))
     for meta in sorted(results.glob("shards/*/meta.json")):
         c = _json(meta)["counts"]
         rows.append(_row(f"tokenize ({meta.parent.name})",
                          {k: c[k] for k in ("sentences", "tokens", "names", "nodes")},
-                         _wall(logs, f"tokenize/{meta.parent.name}") or _wall(logs, "tokenize")))
+                         _wall(logs, f"tokenize/{meta.parent.name}")))
     for metrics in sorted(results.glob("pretrain/*/*/metrics.jsonl")):
         rows.append(_pretrain_row(metrics, logs))
     evals = sorted(results.glob("eval/**/*.json"))
