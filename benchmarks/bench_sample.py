@@ -5,8 +5,11 @@
 Generates a ``sentences`` shard in the pipeline's schema: 8-40 words per sentence, 1-5
 mentions per sentence, concepts drawn 60% Zipf-like (a few very frequent concepts, as
 "patients" or "cancer" in PubMed) and 40% uniform (the long tail), plus 2% mentions of CUIs
-that are not KG nodes; then runs ``bali sample`` in a subprocess and reports its wall time
-and peak RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of the finished child).
+that are not KG nodes; then runs ``bali sample`` in a subprocess once per ``--strategies``
+(default both, ``union`` and ``greedy``, alternately on the same shard) and reports, per
+strategy, the sampled sentence count, wall time, balance-step time and peak RSS
+(``ru_maxrss`` of that child, read in a fresh ``getrusage`` child of its own), with the
+load average.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from benchlib import emit
 
 from bali.text.schema import SENTENCES
 
@@ -63,38 +64,69 @@ def generate(n_sent: int, n_concepts: int, seed: int, out: Path) -> None:
     concepts.write_parquet(out / "kg" / "concepts.parquet")
 
 
+def run_sample(work: Path, strategy: str) -> dict:
+    """One ``bali sample`` child; its stats, wall time and peak RSS."""
+    out = work / f"out_{strategy}"
+    cmd = [sys.executable, "-m", "bali", "sample", "--sentences",
+           str(work / "sentences.parquet"), "--kg-dir", str(work / "kg"),
+           "--out-dir", str(out), "--strategy", strategy]
+    # a wrapper child reports the sampler's own ru_maxrss (RUSAGE_CHILDREN is cumulative max)
+    wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"
+               "; sys.exit(p.returncode)")
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True,
+                          env=os.environ | {"POLARS_MAX_THREADS": "2"})
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    stats = json.loads((out / "sample_stats.json").read_text())
+    return {"strategy": strategy, "wall_s": round(wall, 1),
+            "peak_rss_mb": round(int(proc.stderr.split()[-1]) / 1024),
+            **{k: stats[k] for k in ("candidate_sentences", "concepts_with_candidates", "draws",
+                                     "sampled_sentences", "concepts_above_k", "balance_seconds",
+                                     "seconds")}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=1_700_000)
     parser.add_argument("--concepts", type=int, default=600_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="append the result as a JSON line here")
+    parser.add_argument("--strategies", nargs="+", default=["union", "greedy"],
+                        choices=["union", "greedy"])
+    parser.add_argument("--json", type=Path, help="append each result as a JSON line here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
         generate(args.sentences, args.concepts, args.seed, work)
         gen_s = time.perf_counter() - t0
-        cmd = [sys.executable, "-m", "bali", "sample", "--sentences",
-               str(work / "sentences.parquet"), "--kg-dir", str(work / "kg"),
-               "--out-dir", str(work / "out")]
-        t1 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              env=os.environ | {"POLARS_MAX_THREADS": "2"})
-        wall = time.perf_counter() - t1
-        if proc.returncode:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            return proc.returncode
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        stats = json.loads((work / "out" / "sample_stats.json").read_text())
-    result = {"sentences": args.sentences, "concepts": args.concepts,
-              "generate_s": round(gen_s, 1), "wall_s": round(wall, 1),
-              "peak_rss_mb": round(peak_mb), **{k: stats[k] for k in (
-                  "candidate_sentences", "concepts_with_candidates", "sampled_sentences",
-                  "concepts_above_k", "greedy_seconds")}}
-    emit(result, {"sentences": "sentences", "concepts_with_candidates": "concepts w/ candidates",
-                  "sampled_sentences": "sampled", "wall_s": "wall s",
-                  "greedy_seconds": "greedy s", "peak_rss_mb": "peak RSS MB"}, args.json)
+        load_before = os.getloadavg()
+        try:
+            runs = [run_sample(work, strategy) for strategy in args.strategies]
+        except RuntimeError as err:
+            print(err, file=sys.stderr)
+            return 1
+        load_after = os.getloadavg()
+    common = {"sentences": args.sentences, "concepts": args.concepts,
+              "generate_s": round(gen_s, 1),
+              "loadavg_before": [round(x, 2) for x in load_before],
+              "loadavg_after": [round(x, 2) for x in load_after]}
+    columns = {"strategy": "strategy", "sentences": "sentences",
+               "concepts_with_candidates": "concepts w/ candidates", "draws": "draws",
+               "sampled_sentences": "sampled", "concepts_above_k": "concepts above k",
+               "wall_s": "wall s", "balance_seconds": "balance s", "peak_rss_mb": "peak RSS MB"}
+    print("| " + " | ".join(columns.values()) + " |")
+    print("|" + "---|" * len(columns))
+    for run in runs:
+        row = common | run
+        print("| " + " | ".join(f"{row[k]:,}" if isinstance(row[k], int) else str(row[k])
+                                for k in columns) + " |")
+        if args.json:
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+    print(f"load average before {common['loadavg_before']}, after {common['loadavg_after']}")
     return 0
 
 

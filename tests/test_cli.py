@@ -85,6 +85,7 @@ INTERNAL_RAISES = {
     ("text/bern2.py", "lacks doc_id"), ("text/bern2.py", "lacks an annotations"),
     ("text/bern2.py", "truncated line"), ("text/bern2.py", "documents lack"),
     ("text/bern2.py", "documents have null"), ("text/bern2.py", "duplicate doc_id"),
+    ("sample/balanced.py", "string_hash: null values"),
 }
 
 

@@ -9,7 +9,13 @@ import polars as pl
 import pytest
 
 from bali.io import BaliInputError
-from bali.sample.balanced import SampleOptions, sample_sentences
+from bali.sample.balanced import (
+    SampleOptions,
+    draw_priorities,
+    draw_union,
+    sample_sentences,
+    string_hash,
+)
 from bali.sample.schema import CONCEPT_COUNTS, NODES, SAMPLE, SUBGRAPHS
 from bali.sample.subgraphs import SubgraphOptions, build_subgraphs
 from bali.text.schema import SENTENCES
@@ -208,3 +214,149 @@ def test_byte_identical_across_thread_counts(tmp_path):
                             "--out-dir", str(out)], check=True, env=env, capture_output=True)
         outputs.append({p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))})
     assert len(outputs[0]) == 4 and outputs[0] == outputs[1]
+
+
+# ---- union strategy (the authors' sampler) -----------------------------------------------
+
+def candidate_pairs(spec: dict[str, list[str]], nodes: set[str]) -> pl.DataFrame:
+    rows = sorted({(c, k.split("/")[0], int(k.split("/")[1]))
+                   for k, cuis in spec.items() for c in cuis if c in nodes})
+    return pl.DataFrame(rows, schema={"cui": pl.String, "doc_id": pl.String,
+                                      "sentence_id": pl.Int32}, orient="row")
+
+
+def reference_draws(pairs: pl.DataFrame, k: int, seed: int) -> dict[str, set[str]]:
+    """Per concept, naively: its candidates sorted by the documented priority, the first k."""
+    priority = draw_priorities(pairs, seed)
+    by_concept: dict[str, list[tuple[int, str]]] = {}
+    for (cui, doc, sid), p in zip(pairs.rows(), priority.tolist(), strict=True):
+        by_concept.setdefault(cui, []).append((p, f"{doc}/{sid}"))
+    return {c: {key for _, key in sorted(v)[:k]} for c, v in by_concept.items()}
+
+
+def zipf_spec(seed: int, sentences: int = 400) -> dict[str, list[str]]:
+    rnd = random.Random(seed)
+    concepts = [f"C{i}" for i in range(40)]
+    weights = [1 / (i + 1) for i in range(40)]
+    return {f"d{i // 3}/{i % 3}": sorted(set(rnd.choices(concepts, weights, k=rnd.randint(1, 4))))
+            for i in range(sentences)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_union_draws_min_k_per_concept_and_keeps_every_draw(seed):
+    spec = zipf_spec(seed)
+    nodes = {f"C{i}" for i in range(35)}
+    k = 5
+    sample, counts, stats = sample_sentences(corpus(spec), pl.Series(sorted(nodes)),
+                                             SampleOptions(k=k, seed=seed, strategy="union"))
+    pairs = candidate_pairs(spec, nodes)
+    draws = reference_draws(pairs, k, seed)
+    got_draws: dict[str, set[str]] = {}
+    for cui, doc, sid in draw_union(pairs, k, seed).rows():
+        got_draws.setdefault(cui, set()).add(f"{doc}/{sid}")
+    assert got_draws == draws
+    candidates = dict(counts.select("cui", "candidates").rows())
+    for cui, drawn in draws.items():
+        own = {key for key, cuis in spec.items() if cui in cuis}
+        assert drawn <= own and len(drawn) == min(k, len(own)) == min(k, candidates[cui])
+    union = set().union(*draws.values())
+    assert chosen_keys(sample) == union  # every drawn sentence, nothing else
+    sampled = dict(counts.select("cui", "sampled").rows())
+    assert sampled == {c: sum(c in spec[s] for s in union) for c in draws}
+    assert all(sampled[c] >= len(draws[c]) for c in draws)
+    assert stats["strategy"] == "union" and stats["sampled_sentences"] == len(union)
+    assert stats["draws"] == sum(len(v) for v in draws.values())
+    assert any(sampled[c] > k for c in draws)  # frequent concepts ride along on others' draws
+
+
+def test_union_deterministic_order_invariant_and_per_concept():
+    spec = zipf_spec(5, sentences=300)
+    nodes = pl.Series([f"C{i}" for i in range(40)])
+    opts = SampleOptions(k=3, seed=4, strategy="union")
+    frame = corpus(spec)
+    a = sample_sentences(frame, nodes, opts)
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=1).with_columns(
+        pl.col("mentions").list.reverse())
+    b = sample_sentences(shuffled, nodes.reverse(), opts)
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
+    assert not a[0].equals(sample_sentences(frame, nodes, SampleOptions(
+        k=3, seed=5, strategy="union"))[0])
+    # a concept's draw depends on the seed, its id and its own candidates only: other
+    # concepts (in new sentences, or added to its sentences) and row order change nothing
+    pairs = candidate_pairs(spec, set(nodes))
+    draws = draw_union(pairs, 3, 4)
+    extra = pl.concat([
+        pairs.with_columns(cui=pl.lit("Z1")),
+        pl.DataFrame({"cui": ["Z2"] * 50, "doc_id": [f"x{i}" for i in range(50)],
+                      "sentence_id": [0] * 50}, schema=pairs.schema),
+        pairs.reverse(),
+    ])
+    again = draw_union(extra, 3, 4).filter(~pl.col("cui").is_in(["Z1", "Z2"]))
+    assert again.equals(draws)
+    only_c0 = pairs.filter(pl.col("cui") == "C0")
+    assert draw_union(only_c0, 3, 4).equals(draws.filter(pl.col("cui") == "C0"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_union_keeps_at_least_as_many_as_greedy(seed):
+    # not a theorem for every input (k=1, sentences {A,B}, {A}, {B}: the union can draw the
+    # shared sentence twice while the greedy's first concept misses it), but on a corpus of
+    # many concepts sharing sentences the independent draws keep more
+    spec = zipf_spec(seed, sentences=600)
+    nodes = pl.Series([f"C{i}" for i in range(40)])
+    union = sample_sentences(corpus(spec), nodes, SampleOptions(k=4, seed=seed,
+                                                                strategy="union"))
+    greedy = sample_sentences(corpus(spec), nodes, SampleOptions(k=4, seed=seed))
+    assert greedy[2]["strategy"] == "greedy"
+    assert union[2]["sampled_sentences"] > greedy[2]["sampled_sentences"]
+    assert union[1]["candidates"].equals(greedy[1]["candidates"])
+
+
+def test_string_hash_is_fixed():
+    # the union draw must not change with polars or numpy versions: pinned values
+    values = pl.Series(["", "a", "C0000001", "HP:0000118", "é"])
+    h = string_hash(values, 0)
+    assert len(set(h.tolist())) == 5 and h.dtype == np.uint64
+    assert not np.array_equal(h, string_hash(values, 1))
+    assert np.array_equal(string_hash(values.slice(2), 0), h[2:])
+    assert h.tolist() == PINNED_HASHES
+
+
+def test_union_strategy_cli_and_bad_strategy(tmp_path):
+    import subprocess
+    import sys
+
+    with pytest.raises(ValueError, match="strategy"):
+        sample_sentences(corpus({"d1/0": ["A"]}), pl.Series(["A"]),
+                         SampleOptions(strategy="random"))
+    cuis = [f"C{i:07d}" for i in range(50)]
+    rnd = random.Random(1)
+    corpus({f"d{i}/0": rnd.sample(cuis, 3) for i in range(400)}).write_parquet(
+        tmp_path / "sentences.parquet")
+    (tmp_path / "kg").mkdir()
+    pl.DataFrame({"cui": cuis, "preferred_name": cuis, "semantic_types": [[] for _ in cuis]},
+                 schema={"cui": pl.String, "preferred_name": pl.String,
+                         "semantic_types": pl.List(pl.String)}).write_parquet(
+        tmp_path / "kg" / "concepts.parquet")
+    import json
+    import os
+
+    samples = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"out{threads}"
+        proc = subprocess.run([sys.executable, "-m", "bali", "sample", "--sentences",
+                               str(tmp_path / "sentences.parquet"), "--kg-dir",
+                               str(tmp_path / "kg"), "--out-dir", str(out),
+                               "--strategy", "union", "--k", "2"], check=True,
+                              capture_output=True, text=True,
+                              env=os.environ | {"POLARS_MAX_THREADS": threads})
+        stats = json.loads((out / "sample_stats.json").read_text())
+        assert stats["strategy"] == "union" and stats["k"] == 2
+        assert json.loads(proc.stdout)["sampled_sentences"] == stats["sampled_sentences"]
+        samples.append([(out / n).read_bytes() for n in ("sample.parquet",
+                                                          "concept_counts.parquet")])
+    assert samples[0] == samples[1]  # byte-identical with 1 and 2 polars threads
+
+
+PINNED_HASHES = [1674339386033238553, 7480558094850057302, 1612266352080559686,
+                 4664994881243451552, 14643128562309467587]

@@ -1,22 +1,34 @@
 """Balanced sentence sampling (paper §5: "up to 10 sentences ... iteratively for each concept").
 
-Semantics, with ``count[c]`` = number of chosen sentences that mention concept ``c``:
+Candidates (both strategies): sentences with ``min_tokens <= words <= max_tokens``
+(whitespace-separated words) and at least one mention of a KG node; mentions of other CUIs
+are removed. ``count[c]`` = number of chosen sentences that mention concept ``c``.
 
-1. Candidates: sentences with ``min_tokens <= words <= max_tokens`` (whitespace-separated
-   words) and at least one mention of a KG node; mentions of other CUIs are removed.
-2. Every candidate sentence gets a seeded random priority (a permutation of the sentences
+``strategy="union"`` (the authors' sampler, Andoree/BALI-BERT
+``textkb/preprocessing/subsample_balanced_data.py``): every concept independently draws
+``min(k, candidates)`` of its candidate sentences uniformly at random, and the sample is the
+union of all drawn sentences. The draw is seeded per concept: each (concept, sentence) pair
+gets a priority from a 64-bit hash of (seed, cui, doc_id, sentence_id) and a concept draws its
+``k`` lowest-priority candidates, so a concept's draw depends on the seed, its id and its own
+candidates only -- not on row order, concept order or other concepts. ``count[c] >=
+min(k, candidates[c])``, usually more (sentences drawn for other concepts also mention it).
+
+``strategy="greedy"``:
+
+1. Every candidate sentence gets a seeded random priority (a permutation of the sentences
    sorted by (doc_id, sentence_id)), and concepts are visited in a seeded random order (a
    permutation of the sorted concept ids) -- so the result depends only on the seed and the
    input's content, not its row order.
-3. For each concept ``c`` in that order: while ``count[c] < k``, choose its not yet chosen
+2. For each concept ``c`` in that order: while ``count[c] < k``, choose its not yet chosen
    candidate sentence of lowest priority. A chosen sentence increments ``count`` of *every*
    concept it mentions, so a concept visited after some of its sentences were chosen for
    others needs fewer, and a concept can end above ``k`` (a sentence chosen for another
-   concept also mentions it after its own turn). The statistics report how many concepts
-   end above ``k`` and by how much.
+   concept also mentions it after its own turn). It keeps fewer sentences than ``union``.
 
-The greedy pass is a loop over concepts on integer arrays (CSR), ~O(chosen sentences x
-concepts per sentence); everything else is polars.
+The statistics report the strategy, how many concepts end above ``k`` and by how much. The
+greedy pass is a loop over concepts on integer arrays (CSR), ~O(chosen sentences x concepts
+per sentence); the union draw is a sort of the (concept, sentence) pairs; everything else is
+polars.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from bali.errors import OptionError
 from bali.io import BaliInputError, scan_table
 from bali.sample.schema import CONCEPT_COUNTS, SAMPLE
 from bali.text.schema import SENTENCES
@@ -41,10 +54,15 @@ log = logging.getLogger(__name__)
 class SampleOptions:
     """Options of :func:`sample_sentences`."""
 
-    k: int = field(default=10, metadata={"help": "sentences per concept (cap of the greedy)"})
+    k: int = field(default=10, metadata={"help": "sentences per concept (each concept's draw "
+                                         "in 'union', the cap of the 'greedy' pass)"})
     seed: int = field(default=0, metadata={"help": "seed of concept order and sentence choice"})
     min_tokens: int = field(default=5, metadata={"help": "shortest sentence, in words"})
     max_tokens: int = field(default=256, metadata={"help": "longest sentence, in words"})
+    strategy: str = field(default="greedy", metadata={
+        "help": "'union': each concept draws <= k of its sentences independently, the sample "
+                "is the union (the authors' sampler); 'greedy': a sentence counts for every "
+                "concept it mentions (fewer sentences)", "choices": ("union", "greedy")})
 
 
 def load_sentences(paths: Sequence[str | Path]) -> pl.LazyFrame:
@@ -86,12 +104,104 @@ def greedy_balance(
     return np.frombuffer(bytes(chosen), dtype=np.uint8).astype(bool), np.asarray(count)
 
 
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on a uint64 array (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def string_hash(values: pl.Series, seed: int) -> np.ndarray:
+    """Seeded 64-bit hash of each string from its UTF-8 bytes, vectorised (a polynomial over
+    the bytes, then splitmix64): the same on every platform and library version, unlike
+    polars' ``hash``. Works through ``_HASH_CHUNK`` strings at a time."""
+    seed_key = _mix(np.array([seed], dtype=np.int64).astype(np.uint64) + _M2)
+    out = np.empty(values.len(), dtype=np.uint64)
+    for lo in range(0, values.len(), _HASH_CHUNK):
+        out[lo:lo + _HASH_CHUNK] = _polynomial(values.slice(lo, _HASH_CHUNK))
+    return _mix(out ^ seed_key)
+
+
+_HASH_CHUNK = 1 << 20
+
+
+def _polynomial(values: pl.Series) -> np.ndarray:
+    import pyarrow as pa
+
+    arr = values.cast(pl.String).to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    if arr.null_count:
+        raise ValueError("string_hash: null values")
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = (np.frombuffer(data_buf, np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
+            else np.zeros(0, np.uint8))
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    pos = np.arange(data.size, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    powers = np.cumprod(np.full(max(int(lengths.max(initial=0)), 1), _GOLDEN, np.uint64))
+    terms = (data.astype(np.uint64) + np.uint64(1)) * powers[pos]
+    sums = np.concatenate(([np.uint64(0)], np.cumsum(terms, dtype=np.uint64)))
+    poly = sums[offsets[1:]] - sums[offsets[:-1]]
+    return _mix((poly ^ lengths.astype(np.uint64)) + _GOLDEN)
+
+
+def _sentence_keys(doc_ids: pl.Series, sentence_ids: pl.Series) -> np.ndarray:
+    ids = sentence_ids.cast(pl.Int64).to_numpy().astype(np.uint64)
+    return _mix(string_hash(doc_ids, 1) ^ (ids * _GOLDEN))
+
+
+def draw_priorities(pairs: pl.DataFrame, seed: int) -> np.ndarray:
+    """The union draw's priority of each (cui, doc_id, sentence_id) row: a 64-bit hash of
+    (seed, cui, doc_id, sentence_id)."""
+    return _mix(string_hash(pairs["cui"], seed)
+                ^ _sentence_keys(pairs["doc_id"], pairs["sentence_id"]))
+
+
+def draw_union(pairs: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
+    """Each concept's draw: of the distinct (cui, doc_id, sentence_id) candidate pairs, the
+    ``min(k, candidates)`` of lowest priority (:func:`draw_priorities`; ties, which need
+    equal 64-bit hashes, by doc_id and sentence_id) per cui; sorted by cui, then priority.
+    :func:`sample_sentences` does the same on integer ids."""
+    return (
+        pairs.select("cui", "doc_id", "sentence_id")
+        .with_columns(_p=pl.Series(draw_priorities(pairs, seed), dtype=pl.UInt64))
+        .sort("cui", "_p", "doc_id", "sentence_id")
+        .filter(pl.int_range(pl.len()).over("cui") < k)
+        .drop("_p")
+    )
+
+
+def union_balance(pair_c: np.ndarray, pair_s: np.ndarray, priority: np.ndarray,
+                  n_concepts: int, n_sent: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The union draw on integer arrays: pair ``i`` is (concept ``pair_c[i]``, sentence
+    ``pair_s[i]``) with ``priority[i]``; each concept keeps its ``k`` lowest (ties by
+    sentence). Returns (chosen mask over sentences, count per concept)."""
+    order = (pl.DataFrame({"c": pair_c, "p": priority, "s": pair_s})
+             .with_row_index("i").sort("c", "p", "s")["i"].to_numpy())
+    by_c = pair_c[order]
+    rank = np.arange(order.size) - _pointers(by_c, n_concepts)[by_c]
+    chosen = np.zeros(n_sent, dtype=bool)
+    chosen[pair_s[order[rank < k]]] = True
+    return chosen, np.bincount(pair_c[chosen[pair_s]], minlength=n_concepts)
+
+
 def sample_sentences(
     sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series, opts: SampleOptions
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """Return (sample, concept_counts, stats); see the module docstring."""
     if opts.k < 1:
-        raise ValueError("k must be >= 1")
+        raise OptionError("k must be >= 1")
+    if opts.strategy not in ("union", "greedy"):
+        raise OptionError(f"strategy must be 'union' or 'greedy', not {opts.strategy!r}")
     t0 = time.perf_counter()
     words = pl.col("text").str.count_matches(r"\S+")
     base = sentences.lazy().filter(words.is_between(opts.min_tokens, opts.max_tokens))
@@ -122,15 +232,24 @@ def sample_sentences(
         .join(cand, on=["doc_id", "sentence_id"]).join(concept_ids, on="cui")
         .select("s", "c", "priority")
     )
-    by_sent = sc.sort("s", "c")
-    sent_ptr = _pointers(by_sent["s"].to_numpy(), n_sent)
-    by_concept = sc.sort("c", "priority")
-    cand_ptr = _pointers(by_concept["c"].to_numpy(), concept_ids.height)
-    order = np.random.default_rng([opts.seed, 1]).permutation(concept_ids.height)
     t1 = time.perf_counter()
-    chosen, count = greedy_balance(sent_ptr, by_sent["c"].to_numpy(), cand_ptr,
-                                   by_concept["s"].to_numpy(), order, opts.k)
-    greedy_s = time.perf_counter() - t1
+    if opts.strategy == "greedy":
+        by_sent = sc.sort("s", "c")
+        sent_ptr = _pointers(by_sent["s"].to_numpy(), n_sent)
+        by_concept = sc.sort("c", "priority")
+        cand_ptr = _pointers(by_concept["c"].to_numpy(), concept_ids.height)
+        order = np.random.default_rng([opts.seed, 1]).permutation(concept_ids.height)
+        chosen, count = greedy_balance(sent_ptr, by_sent["c"].to_numpy(), cand_ptr,
+                                       by_concept["s"].to_numpy(), order, opts.k)
+        candidates = np.diff(cand_ptr)
+    else:
+        pair_s, pair_c = sc["s"].to_numpy(), sc["c"].to_numpy()
+        priority = _mix(string_hash(concept_ids["cui"], opts.seed)[pair_c]
+                        ^ _sentence_keys(cand["doc_id"], cand["sentence_id"])[pair_s])
+        chosen, count = union_balance(pair_c, pair_s, priority, concept_ids.height, n_sent,
+                                      opts.k)
+        candidates = np.bincount(pair_c, minlength=concept_ids.height)
+    balance_s = time.perf_counter() - t1
 
     picked = cand.filter(pl.Series(chosen)).select("doc_id", "sentence_id")
     kg_mentions = (
@@ -146,7 +265,6 @@ def sample_sentences(
         .select(list(SAMPLE))
         .collect(engine="streaming")
     )
-    candidates = np.diff(cand_ptr)
     counts = concept_ids.select(
         "cui",
         candidates=pl.Series(candidates.astype(np.uint32)),
@@ -154,10 +272,11 @@ def sample_sentences(
     ).select(list(CONCEPT_COUNTS))
     over = count[count > opts.k] - opts.k
     stats = {
-        "k": opts.k, "seed": opts.seed,
+        "strategy": opts.strategy, "k": opts.k, "seed": opts.seed,
         "sentences_after_length_filter": base.select(pl.len()).collect().item(),
         "candidate_sentences": n_sent,
         "concepts_with_candidates": int(concept_ids.height),
+        "draws": int(np.minimum(candidates, opts.k).sum()),
         "sampled_sentences": int(chosen.sum()),
         "concepts_at_k_or_more": int((count >= opts.k).sum()),
         "concepts_below_k": int((count < opts.k).sum()),
@@ -165,10 +284,10 @@ def sample_sentences(
         "overshoot_max": int(over.max()) if over.size else 0,
         "overshoot_mean": round(float(over.mean()), 3) if over.size else 0.0,
         "mentions_not_kg_nodes": int(not_kg.item()),
-        "greedy_seconds": round(greedy_s, 2),
+        "balance_seconds": round(balance_s, 2),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    log.info("sampled %d of %d candidate sentences for %d concepts (%.1fs)",
+    log.info("sampled (%s) %d of %d candidate sentences for %d concepts (%.1fs)", opts.strategy,
              stats["sampled_sentences"], n_sent, concept_ids.height, stats["seconds"])
     return sample, counts, stats
 

@@ -73,8 +73,9 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
 
     sample = stages.add_parser(
         "sample", help="balanced sampling: <= k sentences per concept",
-        description="Sample sentences so that each KG concept gets up to k (bali.sample."
-        "balanced documents the exact greedy semantics). Writes sample.parquet, "
+        description="Sample sentences so that each KG concept gets up to k: --strategy union "
+        "(each concept draws <= k independently, the union is kept: the authors' sampler) or "
+        "greedy (bali.sample.balanced documents both exactly). Writes sample.parquet, "
         "concept_counts.parquet, sample_stats.json and sentences_per_concept.png.")
     sample.add_argument("--sentences", required=True, nargs="+", type=Path,
                         help="sentence shards (a doc_id in several keeps the last shard's)")
