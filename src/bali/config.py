@@ -1,8 +1,8 @@
 """Run configuration: JSON-schema validation with defaults, and the config -> CLI bridge.
 
-The workflow's config (``config/*.yaml``) is validated against
-``workflow/schemas/config.schema.yaml``: unknown keys and wrong types fail with one line
-naming the key path; missing keys get the schema's defaults. Stage options are typed
+The workflow's config (``config/*.yaml``) is validated against ``bali/config.schema.yaml``
+(package data, so an installed wheel validates too): unknown keys and wrong types fail with
+one line naming the key path; missing keys get the schema's defaults. Stage options are typed
 dataclasses whose field names equal the config keys and the CLI flags
 (``sab_include`` <-> ``--sab-include``), so a rule passes ``cli_flags(config[...])`` to
 ``bali`` and the CLI rebuilds the dataclass with :func:`options_from_args`.
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from bali.errors import ConfigError
 
 T = TypeVar("T")
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_SCHEMA = Path(__file__).with_name("config.schema.yaml")  # package data
 
 
 def _defaults_validator(cls: type) -> type:

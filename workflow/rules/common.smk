@@ -9,7 +9,7 @@ from bali.grid import BASE, checkpoint, eval_jobs, pretrain_options, pretrain_ru
 from bali.kg.holdout import DEV_FILE, DICTIONARY_FILE, HELDOUT_FILE, TEST_FILE
 from bali.paths import PACKAGED_MODELS, code_digest, resolve_input, resolve_model
 
-validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+validate_config(config)  # the schema ships with bali: src/bali/config.schema.yaml
 
 RESULTS = config["results"]
 LOGS = config["logs"]
