@@ -28,6 +28,8 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES)
+	@sed -n '/^## Headline/,/^## Pipeline summary/{/^## Pipeline summary/!p}' results/report.md
+	@echo "Report: results/report.md (HTML: $(BIN)/snakemake --report results/report.html)"
 
 lint: install
 	$(BIN)/ruff check .
