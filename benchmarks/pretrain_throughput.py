@@ -568,7 +568,7 @@ def padding_share(dataset, batches) -> float:
     (rank 0 of 1), from the sentence lengths alone: sum(B * width - tokens) / sum(B * width)."""
     from bali.shards import sentence_lengths
 
-    lengths = sentence_lengths(dataset.sentences.out_dir)
+    lengths = sentence_lengths(dataset.shards)
     cells = tokens = 0
     for n in batches:
         ln = lengths[dataset.indices(n)]
@@ -609,6 +609,8 @@ def data_only(args, profile: dict) -> int:
     bucketing, load average."""
     import torch
 
+    from bali.shards import sentence_lengths
+
     total = args.warmup + args.data_batches
     with SyntheticBatches(profile, args.batch_size, seed=args.seed, num_batches=total,
                           max_neighbors=args.max_neighbors, bucket=args.bucket) as data:
@@ -630,7 +632,7 @@ def data_only(args, profile: dict) -> int:
             "max_neighbors": args.max_neighbors,
             "batches": args.data_batches,
             "warmup": args.warmup,
-            "sentences": len(ds.sentences),
+            "sentences": len(sentence_lengths(ds.shards)),
             "batches_per_epoch": ds.per_epoch,
             "seconds": round(m["seconds"], 3),
             "warmup_s": round(m["warmup_s"], 2),

@@ -233,7 +233,7 @@ def reference_batch(ds: BatchDataset, n: int) -> dict:
     from bali.model.losses.mlm import mask_tokens
     from bali.model.pooling import entity_tokens
 
-    sentences, nodes = ShardDataset(ds.sentences.out_dir), NodeTable(ds.nodes.out_dir)
+    sentences, nodes = ShardDataset(ds.shards), NodeTable(ds.shards)
     g, stream = n * ds.world + ds.rank, 1_000_003
     if ds.split == "dev":
         g, stream = n, 2_000_003

@@ -70,7 +70,7 @@ def test_gathered_infonce_equals_single_process(tmp_path):
     shards = [_shard(r) for r in range(WORLD)]
     full_loss, full_grads = _loss(_concatenated(shards))
     local_loss, _ = _loss(shards[0])
-    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     assert not torch.allclose(local_loss, full_loss)  # the gather changes the loss
     starts = {k: 0 for k in full_grads}
     for res, sh in zip(results, shards, strict=True):

@@ -188,12 +188,10 @@ def _card_with_results(run: Path, hf: Path) -> None:
 
 def test_deepspeed_backend_on_cpu(setup, tmp_path, monkeypatch):
     pytest.importorskip("deepspeed")
-    import socket
+    from bali.distributed import free_port
 
     shards, model_dir = setup
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("MASTER_PORT", str(s.getsockname()[1]))
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
     mcfg, tcfg = _configs(model_dir, steps=6)
     root = Path(__file__).resolve().parents[1]

@@ -97,7 +97,9 @@ def summary_rows(results: Path, logs: Path | None = None) -> list[dict]:
 
 
 def _pretrain_row(metrics: Path, logs: Path | None) -> dict:
-    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    from bali.report.plots import read_metrics
+
+    lines = read_metrics(metrics.parent)
     train = [r for r in lines if "loss" in r]
     last = train[-1] if train else {}
     speed = [r["samples_per_s"] for r in train if "samples_per_s" in r]

@@ -24,12 +24,6 @@ def _metric(task: str, value: float) -> str:
     return f"{value:.4f}" if task == "geometry" else _pct(value)
 
 
-def _rows(metrics_path: Path) -> list[dict]:
-    if not metrics_path.exists():
-        return []
-    return [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
-
-
 def model_card(config: dict, rows: list[dict], chosen: dict, variant: str = "",
                results: list[dict] = ()) -> str:
     """The card's Markdown (module docstring) from a run's ``config.json``, its metrics rows,
@@ -100,11 +94,12 @@ def write_card(run_dir: Path, model_dir: Path, result_files: list[Path] = (),
     """(Re)write ``model_dir/README.md`` from the run and the given results JSONs."""
     from bali.evaluate.results import read_records
     from bali.io import atomic_paths
+    from bali.report.plots import read_metrics
 
     config = json.loads((run_dir / "config.json").read_text())
     chosen = json.loads((model_dir / "bali_export.json").read_text())
     records = read_records(list(result_files)) if result_files else []
-    card = model_card(config, _rows(run_dir / "metrics.jsonl"), chosen, variant, records)
+    card = model_card(config, read_metrics(run_dir), chosen, variant, records)
     with atomic_paths(model_dir / "README.md") as (tmp,):
         tmp.write_text(card)
     return model_dir / "README.md"

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from bali.errors import OptionError
-from bali.shards import MappedIpc, NodeTable, ShardDataset
+from bali.shards import MappedIpc
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,9 @@ class BatchDataset(torch.utils.data.Dataset):
                  linear_max_length: int = 128, num_batches: int | None = None,
                  rank: int = 0, world: int = 1, dev_sentences: int = 0, split: str = "train",
                  bucket: int = 0):
-        self.sentences = ShardDataset(shards)  # checks the files; the readers below gather
-        self.nodes = NodeTable(shards)
-        shards = Path(shards)
-        self._rows = {f: MappedIpc(shards / f"{f}.arrow") for f in ("sentences", "nodes", "names")}
+        self.shards = Path(shards)
+        self._rows = {f: MappedIpc(self.shards / f"{f}.arrow")  # each checks its file
+                      for f in ("sentences", "nodes", "names")}
         self.special, self.batch_size, self.seed = special, batch_size, seed
         self.max_neighbors, self.mlm_probability = max_neighbors, mlm_probability
         self.mask_tokens, self.mask_mentions = mask_tokens, mask_mentions
@@ -82,7 +81,7 @@ class BatchDataset(torch.utils.data.Dataset):
         self.linear_max_length = linear_max_length
         self.rank, self.world = rank, world
         self.split = split
-        self.pool = self.split_indices(len(self.sentences), dev_sentences, seed)[split]
+        self.pool = self.split_indices(len(self._rows["sentences"]), dev_sentences, seed)[split]
         self.per_epoch = len(self.pool) // batch_size
         if self.per_epoch == 0:
             raise OptionError(f"{shards}: {len(self.pool)} {split} sentences < batch size "
@@ -243,7 +242,7 @@ class BatchDataset(torch.utils.data.Dataset):
         sp = self.special
 
         def bare(name_id: int) -> list[int]:
-            ids = self.nodes.name_input_ids(name_id).tolist()
+            ids = self._rows["names"].list_row("input_ids", name_id).tolist()
             return [t for t in ids if t not in (sp.cls, sp.sep, sp.pad)]
 
         edges: dict[int, list] = {c: [] for c in centre}
