@@ -19,7 +19,7 @@ Semantics (all filters are options of :class:`UmlsOptions`):
 Speed and memory: CUIs are handled as UInt32 (``C0000005`` -> 5) and REL/RELA/SAB as
 Categorical inside the edge query; every dedupe is a sort plus a comparison with the row
 before (no hash group-by), mostly on integer keys: MRCONSO atoms on ``CUI * 27 + rank``
-then AUI, edges on one packed UInt64 (:func:`_dedupe_edges`). Every table comes out sorted,
+then AUI, edges on one packed UInt64 (:mod:`bali.kg.umls_edges`). Every table comes out sorted,
 and the edge strings are built one row group at a time as they are written.
 """
 
@@ -31,22 +31,21 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from bali.io import BaliInputError
 from bali.kg import rrf
 from bali.kg.options import UmlsOptions
-from bali.kg.schema import EDGES, ArrowSlices, write_kg
+from bali.kg.schema import ArrowSlices, write_kg
+from bali.kg.sorted_runs import new_run
+from bali.kg.umls_edges import EDGES_ARROW, PACKED_KEY_MAX, PAIR_TABLE_MAX, dedupe_edges
+
+__all__ = ["EDGES_ARROW", "HIDDEN_SUPPRESS", "PACKED_KEY_MAX", "PAIR_TABLE_MAX", "UmlsOptions",
+           "build_umls", "meta_files"]
 
 log = logging.getLogger(__name__)
 
 HIDDEN_SUPPRESS = ("O", "E", "Y")
-PACKED_KEY_MAX = (1 << 64) - 1  # edges dedupe on one packed UInt64 key when it fits
-PAIR_TABLE_MAX = 1 << 22  # (REL, RELA) -> pair rank by a lookup table up to this size
-# the edges table as polars' to_arrow() gives it (the Parquet bytes depend on the Arrow schema)
-EDGES_ARROW = pa.schema([(c, pa.large_string()) for c in EDGES])
 
 
 def _in_out(col: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> pl.Expr:
@@ -100,27 +99,17 @@ def _atoms(conso: pl.LazyFrame, opts: UmlsOptions) -> pl.DataFrame:
     )
 
 
-def _new_run_expr(*exprs: pl.Expr) -> pl.Expr:
-    """True where any of ``exprs`` differs from the row before (and on the first row)."""
-    return pl.any_horizontal(e.ne_missing(e.shift(1)) for e in exprs).fill_null(True)
-
-
-def _new_run(*cols: str) -> pl.Expr:
-    """:func:`_new_run_expr` on columns."""
-    return _new_run_expr(*(pl.col(c) for c in cols))
-
-
 def _names(atoms: pl.DataFrame, best: pl.DataFrame) -> pl.DataFrame:
     """One row per (CUI, STR) from its best-ranked atom, sorted by (cui, name): a sort on
     (id, STR, atom order) keeps the first row of each (id, STR) run."""
     names = (
         atoms.with_row_index("order")
         .sort("id", "STR", "order")
-        .filter(_new_run("id", "STR"))
+        .filter(new_run("id", "STR"))
     )
     # names and best are both sorted by id and hold the same ids: the preferred name of a
     # row is best's STR at the number of ids seen so far
-    pref = best["STR"].gather(names.select(_new_run("id").cum_sum() - 1).to_series())
+    pref = best["STR"].gather(names.select(new_run("id").cum_sum() - 1).to_series())
     return names.select(
         pl.col("CUI").alias("cui"),
         pl.col("STR").alias("name"),
@@ -139,7 +128,7 @@ def _xrefs(atoms: pl.DataFrame) -> pl.DataFrame:
         .select(pl.col("SAB").alias("source"), pl.col("CODE").alias("code"),
                 pl.col("CUI").alias("cui"), "id")
         .sort(pl.struct("source", "code", "id"))
-        .filter(_new_run("source", "code", "id"))
+        .filter(new_run("source", "code", "id"))
         .drop("id")
     )
 
@@ -152,7 +141,7 @@ def _concepts(best: pl.DataFrame, mrsty: pl.LazyFrame) -> pl.DataFrame:
         # one sort (cheap: MRSTY comes sorted by CUI), distinct rows, then lists in row
         # order: much cheaper than a hash unique, which loses that order, or list sorts
         .sort("CUI", "STY")
-        .filter(_new_run("CUI", "STY"))
+        .filter(new_run("CUI", "STY"))
         .group_by("CUI", maintain_order=True)
         .agg(pl.col("STY").alias("semantic_types"))
     )
@@ -183,7 +172,7 @@ def build_umls(meta_dir: str | Path, out_dir: str | Path, opts: UmlsOptions) -> 
         if atoms.height == 0:
             raise BaliInputError(files["MRCONSO"], "no names left after the language/source "
                                  f"filters (languages={list(opts.languages)})")
-        best = atoms.filter(_new_run("id")).select("id", "CUI", "STR")
+        best = atoms.filter(new_run("id")).select("id", "CUI", "STR")
         # names, xrefs and concepts are derived in threads while MRREL is read and deduped
         with ThreadPoolExecutor(3) as pool:
             tables = {"concepts": pool.submit(_concepts, best, mrsty).result,
@@ -204,170 +193,14 @@ def build_umls(meta_dir: str | Path, out_dir: str | Path, opts: UmlsOptions) -> 
     return counts | dropped
 
 
-def _lexical_lut(cats: pl.Categories, nulls_last: bool = False) -> tuple[pl.Series, list]:
-    """Rank in string order (nulls first, or last with ``nulls_last``) of each physical id of
-    ``cats`` (index ``len(cats)`` stands for null), and the value of each rank."""
-    by_id = cats.to_dict()
-    values = sorted(by_id)
-    values = [*values, None] if nulls_last else [None, *values]
-    lut = np.empty(len(values), dtype=np.uint32)
-    for rank, v in enumerate(values):
-        lut[len(by_id) if v is None else by_id[v]] = rank
-    return pl.Series(lut), values
-
-
-def _code(col: str, lut: pl.Series) -> pl.Expr:
-    """``col``'s rank from a :func:`_lexical_lut` table."""
-    return pl.lit(lut).gather(pl.col(col).to_physical().fill_null(len(lut) - 1))
-
-
-def _cui_bytes(ids: np.ndarray) -> np.ndarray:
-    """``C`` + 7 digits of each id as an (n, 8) uint8 array (ids < 10**7)."""
-    out = np.empty((len(ids), 8), dtype=np.uint8)
-    out[:, 0] = ord("C")
-    v = ids.astype(np.uint32)
-    for j in range(7, 0, -1):
-        out[:, j] = ord("0") + v % 10
-        v //= 10
-    return out
-
-
-def _fixed_strings(data: np.ndarray) -> pa.Array:
-    """Arrow large_string array from an (n, w) uint8 array of UTF-8 rows of width w."""
-    n, w = data.shape
-    offsets = np.arange(0, n * w + 1, w, dtype=np.int64)
-    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets),
-                                                        pa.py_buffer(np.ascontiguousarray(data))])
-
-
-def _strings(values: list[str | None]) -> pa.Array:
-    """Arrow large_string array of ``values`` (via polars: ``pa.array`` on Python objects
-    would import pandas, ~0.3 s)."""
-    return pl.Series(values, dtype=pl.String).to_arrow()
-
-
-def _indices(a: np.ndarray) -> pa.Array:
-    """Zero-copy Arrow uint32 array of a uint32 numpy array (no pandas import)."""
-    a = np.ascontiguousarray(a, dtype=np.uint32)
-    return pa.Array.from_buffers(pa.uint32(), len(a), [None, pa.py_buffer(a)])
-
-
-def _chunk_bounds(n: int) -> list[tuple[int, int]]:
-    """Chunk layout of an ``n``-row slice handed to the Parquet writer: ``k = max(2,
-    n // 100_000)`` rounded up to even chunks of ``ceil(n / k)`` rows (the last shorter),
-    as the previous writer (polars' streaming engine at 2 threads) produced them. pyarrow
-    checks the dictionary page limit at chunk boundaries too, so the layout is part of the
-    output bytes; fixing it keeps them those of earlier releases, whatever the thread count."""
-    k = max(2, n // 100_000)
-    k += k % 2
-    size = -(-n // k)
-    return [(a, min(a + size, n)) for a in range(0, n, size)] if n else [(0, 0)]
-
-
-def _dedupe_edges(rows: pl.DataFrame, cats: dict[str, pl.Categories],
-                  node_ids: np.ndarray) -> ArrowSlices:
-    """Edges table (Arrow, schema ``EDGES``) from the kept MRREL rows: one row per (head,
-    relation, relation_attr, tail), sorted so, with the alphabetically first source (nulls
-    last).
-
-    Every field is recoded as a small integer in string order: head and tail as ranks among
-    ``node_ids`` (sorted CUIs), (REL, RELA) as the rank of the pairs present, SAB as its rank
-    (``cats`` holds the Categories of relation, relation_attr and source). When
-    ``nodes^2 * pairs * sources < 2**64`` a row packs into one UInt64 in edge order
-    ``((head * pairs + pair) * nodes + tail) * sources + source``, so deduplication is one
-    sort of values and a comparison with the previous value; otherwise a four-column sort
-    does the same.
-    """
-    if rows.height == 0:
-        return ArrowSlices(EDGES, 0, lambda start, length: EDGES_ARROW.empty_table())
-    u64 = pl.UInt64
-    n_nodes = len(node_ids)
-    rank_of = np.zeros(int(node_ids[-1]) + 1, dtype=np.uint32)
-    rank_of[node_ids] = np.arange(n_nodes, dtype=np.uint32)
-    rank_of = pl.Series(rank_of)
-    rel_lut, rel_values = _lexical_lut(cats["relation"])
-    rela_lut, rela_values = _lexical_lut(cats["relation_attr"])
-    src_lut, src_values = _lexical_lut(cats["source"], nulls_last=True)
-    # (REL, RELA) pairs present, numbered densely in string order
-    n_both = len(rel_values) * len(rela_values)
-    both = (_code("relation", rel_lut).cast(u64) * len(rela_values)
-            + _code("relation_attr", rela_lut))
-    # (the streaming engine: parallel, and much faster than eager on ~50M rows)
-    present = rows.lazy().select(both.unique()).collect(engine="streaming").to_series()
-    present = present.sort().to_numpy()
-    if n_both <= PAIR_TABLE_MAX:
-        pair_of = np.zeros(n_both, dtype=np.uint32)
-        pair_of[present] = np.arange(len(present), dtype=np.uint32)
-        pair = pl.lit(pl.Series(pair_of)).gather(both)
-    else:
-        pair = both.replace_strict(present, pl.int_range(len(present), dtype=pl.UInt32,
-                                                         eager=True))
-    n_pair, n_src = len(present), len(src_values)
-    head = pl.lit(rank_of).gather(pl.col("head"))
-    tail = pl.lit(rank_of).gather(pl.col("tail"))
-    source = _code("source", src_lut)
-    if n_nodes * n_nodes * n_pair * n_src <= PACKED_KEY_MAX + 1:
-        key = (((head.cast(u64) * n_pair + pair) * n_nodes + tail) * n_src + source).alias("k")
-        keys = rows.lazy().select(key).collect(engine="streaming").to_series().sort()
-        del rows
-        kept = keys.to_frame().lazy().filter(_new_run_expr(pl.col("k") // n_src)).collect(
-            engine="streaming").to_series()
-        del keys
-        n_edges = len(kept)
-
-        def fields(rows: slice) -> tuple[np.ndarray, ...]:
-            k = kept.slice(rows.start, rows.stop - rows.start).to_numpy()
-            rest = k // np.uint64(n_src)
-            head_pair = rest // np.uint64(n_nodes)
-            return (head_pair // np.uint64(n_pair), head_pair % np.uint64(n_pair),
-                    rest % np.uint64(n_nodes), k % np.uint64(n_src))
-    else:
-        edges = (
-            rows.lazy().select(head.alias("h"), pair.alias("p"), tail.alias("t"),
-                               source.alias("s"))
-            .collect(engine="streaming")
-            .sort("h", "p", "t", "s")
-            .filter(_new_run("h", "p", "t"))
-            .rechunk()
-        )
-        del rows
-        n_edges = edges.height
-        columns = [edges[c].to_numpy() for c in ("h", "p", "t", "s")]
-
-        def fields(rows: slice) -> tuple[np.ndarray, ...]:
-            return tuple(c[rows] for c in columns)
-
-    node_cuis = _cui_bytes(node_ids).view(np.uint64).ravel()
-    pair_rel = _strings([rel_values[i] for i in present // len(rela_values)])
-    pair_rela = _strings([rela_values[i] for i in present % len(rela_values)])
-    sources = _strings(src_values)
-
-    def get(start: int, length: int) -> pa.Table:
-        h, p, t, s = fields(slice(start, start + length))
-        p = _indices(p)
-        columns = [
-            _fixed_strings(node_cuis[h].view(np.uint8).reshape(-1, 8)),
-            pair_rel.take(p),
-            pair_rela.take(p),
-            _fixed_strings(node_cuis[t].view(np.uint8).reshape(-1, 8)),
-            sources.take(_indices(s)),
-        ]
-        bounds = _chunk_bounds(len(columns[0]))
-        return pa.Table.from_arrays(
-            [pa.chunked_array([c.slice(a, b - a) for a, b in bounds], c.type) for c in columns],
-            schema=EDGES_ARROW)
-
-    return ArrowSlices(EDGES, n_edges, get)
-
-
 def _edges_table(mrrel: pl.LazyFrame, opts: UmlsOptions,
                  node_ids: pl.Series) -> tuple[ArrowSlices, dict[str, int]]:
-    """MRREL -> edges (see :func:`_dedupe_edges`) and the counts of rows passing the filters
-    but dropped: ``self_loops_dropped`` (CUI1 = CUI2) and ``edges_unknown_end_dropped`` (the
-    other rows naming a CUI that is not a concept: absent from MRCONSO or without a kept
-    name). The scan keeps CUIs as
-    UInt32 and REL, RELA and SAB as Categorical (own Categories each), so the kept rows take
-    ~20 bytes; the counts come from the same pass."""
+    """MRREL -> edges (see :func:`~bali.kg.umls_edges.dedupe_edges`) and the counts of rows
+    passing the filters but dropped: ``self_loops_dropped`` (CUI1 = CUI2) and
+    ``edges_unknown_end_dropped`` (the other rows naming a CUI that is not a concept: absent
+    from MRCONSO or without a kept name). The scan keeps CUIs as UInt32 and REL, RELA and SAB
+    as Categorical (own Categories each), so the kept rows take ~20 bytes; the counts come
+    from the same pass."""
     t0 = time.perf_counter()
     rel_filter = _in_out("REL", opts.rel_include, opts.rel_exclude) & _in_out(
         "RELA", opts.rela_include, opts.rela_exclude
@@ -402,6 +235,6 @@ def _edges_table(mrrel: pl.LazyFrame, opts: UmlsOptions,
     n_rows, n_no_loop = sum(seen["rows"]), sum(seen["no_loop"])
     counts = {"self_loops_dropped": n_rows - n_no_loop,
               "edges_unknown_end_dropped": n_no_loop - kept.height}
-    edges = _dedupe_edges(kept, cats, node_ids.to_numpy())
+    edges = dedupe_edges(kept, cats, node_ids.to_numpy())
     log.info("MRREL: %d edges, %s (%.1fs)", edges.num_rows, counts, time.perf_counter() - t0)
     return edges, counts

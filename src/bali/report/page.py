@@ -32,35 +32,31 @@ def _run_summary(label: str, run_dir: Path, rows: list[dict]) -> str:
             f"{f'{sum(acc) / len(acc):.3f}' if acc else '–'} |")
 
 
-def report_page(title: str, results: list[Path], records: list[dict], agg, scores, built: dict,
-                runs: dict[str, Path], metrics: dict, pngs: dict, titles: dict,
-                summary: list[dict], link_prefix: str = "") -> list[str]:
-    """The Markdown lines of ``report.md`` (module docstring)."""
+def _provenance(results: list[Path], records: list[dict], agg, scores, runs: dict) -> str:
+    """The line under the title: result files, distinct runs and seeds, the n of each mean,
+    pretraining runs, bali version."""
     from bali import __version__
-    from bali.report import tables
-    from bali.report.commands import KNOWN_TASKS, TABLE_TITLES
-    from bali.report.headline import headline_markdown
-    from bali.report.pipeline import summary_markdown
 
     seeds = sorted(set(scores["seed"].to_list()))
-    lines = [f"# {title}", ""]
-    if records:
-        span = f"{min(agg['n'])}–{max(agg['n'])}" if min(agg["n"]) != max(agg["n"]) \
-            else str(min(agg["n"]))
-        lines.append(
-            f"Built from **{len(results)} result files** ({scores.height} distinct runs of a "
+    if not records:
+        return (f"Built from **0 result files**: no results yet, so the tables show only "
+                f"the paper's numbers; **{len(runs)} pretraining runs**. bali {__version__}.")
+    span = f"{min(agg['n'])}–{max(agg['n'])}" if min(agg["n"]) != max(agg["n"]) \
+        else str(min(agg["n"]))
+    return (f"Built from **{len(results)} result files** ({scores.height} distinct runs of a "
             f"model, benchmark and seed) with **{len(seeds)} distinct seeds** "
             f"({', '.join(map(str, seeds))}); each aggregated number averages n = {span} "
             f"seeds; **{len(runs)} pretraining runs**. bali {__version__}.")
-    else:
-        lines.append(f"Built from **0 result files**: no results yet, so the tables show only "
-                     f"the paper's numbers; **{len(runs)} pretraining runs**. "
-                     f"bali {__version__}.")
-    lines += ["", *headline_markdown(
-        records, lambda m, v: f"{tables.model_name(m)} {tables.variant_name(v)}")]
-    lines += ["", *summary_markdown(summary)]
+
+
+def _tables_section(built: dict, link_prefix: str) -> list[str]:
+    """The legend, a table of contents, then each table cut to our rows and columns with
+    links to its full Markdown/LaTeX/CSV files."""
+    from bali.report import tables
+    from bali.report.commands import TABLE_TITLES
+
     ours = {n: tables.ours_only(t) for n, t in built.items()}
-    lines += [
+    lines = [
         "", "Numbers are percentages. *Ours*: mean ± sample standard deviation over seeds "
         "(the mean alone for one seed). *(paper)*: the published number of the BALI paper "
         "(SIGIR 2025), as printed. – : not run here / not in the paper. <u>Underlined</u>: "
@@ -82,7 +78,13 @@ def report_page(title: str, results: list[Path], records: list[dict], agg, score
             lines += ["No result of ours in this table yet. " + files, ""]
             continue
         lines += [table.caption, "", files, "", tables.to_markdown(ours[n])]
-    lines += ["## Plots", ""]
+    return lines
+
+
+def _plots_section(pngs: dict, titles: dict, runs: dict[str, Path], metrics: dict,
+                   link_prefix: str) -> list[str]:
+    """Each plot; under the pretraining curves, one summary row per run."""
+    lines = ["## Plots", ""]
     if not pngs:
         lines += ["No plots: no results and no pretraining runs given.", ""]
     for name in pngs:
@@ -92,17 +94,43 @@ def report_page(title: str, results: list[Path], records: list[dict], agg, score
                       "align acc (last 50 steps) |", "|---|---|---:|---:|---:|---:|---:|"]
             lines += [_run_summary(k, runs[k], v) for k, v in metrics.items()]
             lines.append("")
+    return lines
+
+
+def _files_section(results: list[Path], scores, built: dict, link_prefix: str) -> list[str]:
+    """Links to aggregate.csv and the table files, the variant labels, the result files."""
+    from bali.report import tables
+    from bali.report.commands import KNOWN_TASKS
+
     other = sorted(set(scores["task"].to_list()) - set(KNOWN_TASKS))
-    lines += ["## Files", "",
-              f"- [aggregate.csv]({link_prefix}aggregate.csv): mean and std over seeds of "
-              "every metric of every run (fractions, not percent)"
-              + (f"; also holds tasks not in any table: {', '.join(other)}" if other else ""),
-              "- Tables: " + ", ".join(f"[{n}.{ext}]({link_prefix}tables/table{n}.{ext})"
-                                       for n in built for ext in ("tex", "csv")),
-              "", "### Variant labels", "", "| label | meaning |", "|---|---|"]
+    lines = ["## Files", "",
+             f"- [aggregate.csv]({link_prefix}aggregate.csv): mean and std over seeds of "
+             "every metric of every run (fractions, not percent)"
+             + (f"; also holds tasks not in any table: {', '.join(other)}" if other else ""),
+             "- Tables: " + ", ".join(f"[{n}.{ext}]({link_prefix}tables/table{n}.{ext})"
+                                      for n in built for ext in ("tex", "csv")),
+             "", "### Variant labels", "", "| label | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in tables.VARIANT_NAMES.items()]
     if results:
         lines += ["", "<details><summary>Result files</summary>", ""]
         lines += [f"- `{p}`" for p in results]
         lines += ["", "</details>"]
+    return lines
+
+
+def report_page(title: str, results: list[Path], records: list[dict], agg, scores, built: dict,
+                runs: dict[str, Path], metrics: dict, pngs: dict, titles: dict,
+                summary: list[dict], link_prefix: str = "") -> list[str]:
+    """The Markdown lines of ``report.md`` (module docstring)."""
+    from bali.report import tables
+    from bali.report.headline import headline_markdown
+    from bali.report.pipeline import summary_markdown
+
+    lines = [f"# {title}", "", _provenance(results, records, agg, scores, runs)]
+    lines += ["", *headline_markdown(
+        records, lambda m, v: f"{tables.model_name(m)} {tables.variant_name(v)}")]
+    lines += ["", *summary_markdown(summary)]
+    lines += _tables_section(built, link_prefix)
+    lines += _plots_section(pngs, titles, runs, metrics, link_prefix)
+    lines += _files_section(results, scores, built, link_prefix)
     return lines

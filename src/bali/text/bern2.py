@@ -41,6 +41,10 @@ Only the calling thread writes it (one ``write`` per line, flushed each line, fs
 *last* line (a writer killed mid-line) is dropped and cut from the file; a bad line anywhere
 else raises :class:`~bali.io.BaliInputError` naming file and line. The cache is locked
 (``flock``) while a run appends to it.
+
+Layout: this module holds the options, the result, the cache and the driver;
+:mod:`~bali.text.bern2_protocol` the wire format, :mod:`~bali.text.bern2_client` the HTTP
+side (retries, breaker, Ctrl-C), :mod:`~bali.text.bern2_runner` the request loop.
 """
 
 from __future__ import annotations
@@ -50,45 +54,50 @@ import hashlib
 import json
 import logging
 import os
-import queue
-import random
-import re
-import signal
-import sys
 import threading
 import time
-import urllib.parse
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import polars as pl
-import requests
-from requests.adapters import HTTPAdapter
-from tqdm import tqdm
 
 from bali.errors import OptionError
 from bali.io import BaliInputError
-from bali.text.schema import MENTIONS
+from bali.text.bern2_client import JITTER, Breaker, SigintStop
+from bali.text.bern2_protocol import (
+    ANNOTATION_KEYS,
+    ANNOTATOR,
+    CUI_LESS,
+    MUTATION_KEYS,
+    Bern2Error,
+    Bern2ResponseError,
+    Bern2SpanError,
+    check_annotation,
+    check_url,
+    flat_ids,
+    mentions_frame,
+    parse_response,
+)
+from bali.text.bern2_runner import POLL_S, STOP_GRACE_S, Todo, run_requests
 
 try:  # POSIX only; elsewhere the cache is simply not locked
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
+__all__ = [
+    "ANNOTATION_KEYS", "ANNOTATOR", "CUI_LESS", "FSYNC_EVERY", "JITTER", "MUTATION_KEYS",
+    "POLL_S", "STOP_GRACE_S", "Bern2Error", "Bern2Options", "Bern2ResponseError",
+    "Bern2Result", "Bern2SpanError", "annotate_bern2", "check_annotation",
+    "check_failed_share", "check_url", "flat_ids", "mentions_frame", "parse_response",
+    "read_cache", "text_sha1",
+]
+
 log = logging.getLogger(__name__)
 
-ANNOTATOR = "bern2"
-CUI_LESS = "CUI-less"
 FSYNC_EVERY = 256
-JITTER = 0.1
-STOP_GRACE_S = 0.5  # after a stop, how long in-flight documents may still finish
-POLL_S = 0.05  # how often the driver looks at the stop flag while waiting
-ANNOTATION_KEYS = ("id", "is_neural_normalized", "mention", "obj", "prob", "span")
-MUTATION_KEYS = ("mutationType", "normalizedName", "hgvs")  # kept when they are strings
-_ID_SEP = "\x1f"  # joins a mention's ids while its frame is built
 
 
 @dataclass(frozen=True)
@@ -115,19 +124,6 @@ class Bern2Options:
     max_failed_share: float = field(
         default=0.01,
         metadata={"help": "largest share of documents allowed to stay unannotated"})
-
-
-class Bern2Error(BaliInputError):
-    """Too many documents could not be annotated, the server is failing, or the URL is bad.
-    ``str(err)``: ``<url>: <what>`` (one line)."""
-
-
-class Bern2ResponseError(ValueError):
-    """A response or annotation that does not fit the protocol or the sent text (retried)."""
-
-
-class Bern2SpanError(Bern2ResponseError):
-    """An annotation whose span does not fit the text (out of range or another string)."""
 
 
 @dataclass
@@ -184,127 +180,9 @@ class Bern2Result:
         }
 
 
-def check_url(url: str) -> str:
-    """``url`` without a trailing ``/`` if it is ``http(s)://host[:port][/path]``, else a
-    one-line Bern2Error (raised before any request is made)."""
-    problem = ""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            problem = ("no http:// or https:// scheme" if not parts.scheme or not parts.netloc
-                       else f"scheme {parts.scheme!r} is not http or https")
-        elif not parts.hostname:
-            problem = "no host"
-        elif parts.query or parts.fragment:
-            problem = "it has a query or fragment"
-        else:
-            _ = parts.port  # ValueError if not a number in 0..65535
-    except ValueError as err:
-        problem = str(err)
-    if problem or any(c.isspace() for c in url):
-        raise Bern2Error(url or "<empty URL>", f"not a BERN2 server URL ({problem or 'spaces'}); "
-                         "expected http(s)://host[:port], e.g. http://localhost:8888")
-    return url.rstrip("/")
-
-
 def text_sha1(text: str) -> str:
     """Hex SHA-1 of the UTF-8 text (the cache key beside the doc id)."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def flat_ids(ids: Any) -> list[str] | None:
-    """BERN2's ``id`` as a flat list of strings (a string, a list, or a nested list; order
-    kept, duplicates dropped), or None if it holds anything but strings."""
-    out: list[str] = []
-    stack = [ids]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, str):
-            if x not in out:
-                out.append(x)
-        elif isinstance(x, list):
-            stack.extend(reversed(x))
-        else:
-            return None
-    return out
-
-
-def check_annotation(ann: Any, text: str | None) -> dict[str, Any]:
-    """Validate one BERN2 annotation; return it with only the known keys (mutation fields
-    kept when they are strings; a nested id list flattened). With ``text``, also check
-    ``0 <= begin < end <= len(text)`` and ``text[begin:end] == mention``
-    (:class:`Bern2SpanError` if not)."""
-    if not isinstance(ann, dict):
-        raise Bern2ResponseError(f"annotation is {type(ann).__name__}, expected object")
-    mention, obj, span = ann.get("mention"), ann.get("obj"), ann.get("span")
-    ids = flat_ids(ann.get("id"))
-    if ids is None:
-        raise Bern2ResponseError(f"annotation id is not a list of strings: {ann.get('id')!r}")
-    if not isinstance(mention, str) or not isinstance(obj, str) or not obj:
-        raise Bern2ResponseError("annotation lacks mention or obj")
-    if not isinstance(span, dict):
-        raise Bern2ResponseError("annotation lacks span")
-    begin, end = span.get("begin"), span.get("end")
-    if type(begin) is not int or type(end) is not int:
-        raise Bern2ResponseError(f"span is not two integers: {span!r}")
-    if text is not None:
-        if not 0 <= begin < end <= len(text):
-            raise Bern2SpanError(f"span {begin}-{end} outside text of length {len(text)}")
-        if text[begin:end] != mention:
-            raise Bern2SpanError(
-                f"span {begin}-{end} is {text[begin:end]!r}, mention is {mention!r}")
-    prob = ann.get("prob")
-    out = {
-        "id": ids,
-        "is_neural_normalized": bool(ann.get("is_neural_normalized", False)),
-        "mention": mention,
-        "obj": obj,
-        "prob": float(prob) if isinstance(prob, int | float) else None,
-        "span": {"begin": begin, "end": end},
-    }
-    for key in MUTATION_KEYS:
-        if isinstance(ann.get(key), str):
-            out[key] = ann[key]
-    return out
-
-
-def parse_response(payload: Any, text: str) -> list[dict[str, Any]]:
-    """Validated annotations of one ``/plain`` response to ``text``, or Bern2ResponseError."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("annotations"), list):
-        raise Bern2ResponseError("response is not an object with an 'annotations' list")
-    if "text" in payload and payload["text"] != text:
-        raise Bern2ResponseError("response text differs from the sent text")
-    return [check_annotation(a, text) for a in payload["annotations"]]
-
-
-def mentions_frame(docs: Iterable[tuple[str, list[dict[str, Any]]]],
-                   annotator: str = ANNOTATOR) -> pl.DataFrame:
-    """MENTIONS rows for (doc_id, validated annotations) pairs: entity_type = obj, source_ids
-    = ids without ``CUI-less``, cui null, ``annotator``; sorted by doc_id, start, end
-    (ties keep BERN2's order)."""
-    doc_ids, starts, ends, texts, types, sources = [], [], [], [], [], []
-    for doc_id, anns in docs:
-        for a in anns:
-            doc_ids.append(doc_id)
-            starts.append(a["span"]["begin"])
-            ends.append(a["span"]["end"])
-            texts.append(a["mention"])
-            types.append(a["obj"])
-            kept = [i for i in a["id"] if i != CUI_LESS and i]
-            joined = _ID_SEP.join(kept)
-            if kept and joined.count(_ID_SEP) != len(kept) - 1:  # pragma: no cover
-                raise Bern2ResponseError(f"an id contains the control character {_ID_SEP!r}")
-            sources.append(joined)
-    n = len(doc_ids)
-    # one joined string per row, split by polars: far faster than a list of Python lists
-    ids = pl.Series(sources, dtype=pl.String).str.split(_ID_SEP)
-    ids = pl.select(pl.when(pl.lit(ids) == [""]).then(pl.lit([], pl.List(pl.String)))
-                    .otherwise(pl.lit(ids))).to_series() if n else ids
-    cols = {"doc_id": doc_ids, "start": starts, "end": ends, "mention": texts,
-            "entity_type": types, "source_ids": ids, "cui": [None] * n,
-            "annotator": [annotator] * n}
-    return pl.DataFrame(cols, schema=MENTIONS).sort(
-        ["doc_id", "start", "end"], maintain_order=True)
 
 
 # --------------------------------------------------------------------------- cache
@@ -386,198 +264,61 @@ def _cache_line(doc_id: str, sha1: str, annotations: list[dict[str, Any]]) -> by
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-# --------------------------------------------------------------------------- requests
+class _CacheWriter:
+    """Appends finished documents to the open cache: one ``write`` per line, flushed at once,
+    fsynced every :data:`FSYNC_EVERY` lines (and by :func:`_open_cache` at the end)."""
 
-_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()\[\]]+)")
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-              requests.exceptions.ContentDecodingError)
+    def __init__(self, fh: BinaryIO):
+        self.fh, self.unwritten = fh, 0
 
-
-@dataclass
-class _Outcome:
-    doc_id: str
-    annotations: list[dict[str, Any]] | None  # None: failed or stopped
-    error: str = ""
-    requests: int = 0
-    stopped: bool = False
-
-
-class _Breaker:
-    """Counts consecutive failed requests over all workers; trips (sets ``stop``) at
-    ``threshold`` of them from at least two documents, or at once on a fatal error."""
-
-    def __init__(self, threshold: int, stop: threading.Event):
-        self.threshold, self.stop = threshold, stop
-        self.reason = ""
-        self.streak = 0
-        self._docs: set[str] = set()
-        self._lock = threading.Lock()
-
-    def ok(self) -> None:
-        with self._lock:
-            self.streak = 0
-            self._docs.clear()
-
-    def failure(self, doc_id: str, cause: str) -> None:
-        with self._lock:
-            self.streak += 1
-            self._docs.add(doc_id)
-            if self.threshold and self.streak >= self.threshold and len(self._docs) >= 2:
-                self._trip(f"stopped after {self.streak} consecutive failed requests "
-                           f"(last: {cause})")
-
-    def fatal(self, cause: str) -> None:
-        with self._lock:
-            self._trip(f"stopped: {cause} (no retry can fix this)")
-
-    def _trip(self, reason: str) -> None:
-        if not self.reason:
-            self.reason = reason
-            self.stop.set()
+    def append(self, doc_id: str, sha1: str, annotations: list[dict[str, Any]]) -> None:
+        self.fh.write(_cache_line(doc_id, sha1, annotations))
+        self.fh.flush()
+        self.unwritten += 1
+        if self.unwritten >= FSYNC_EVERY:
+            os.fsync(self.fh.fileno())
+            self.unwritten = 0
 
 
-class _Client:
-    """Per-thread sessions and the retry loop for one document."""
-
-    def __init__(self, opts: Bern2Options, stop: threading.Event, breaker: _Breaker):
-        self.opts, self.stop, self.breaker = opts, stop, breaker
-        self.endpoint = check_url(opts.url) + "/plain"
-        self.timeout = (opts.connect_timeout_s, opts.timeout_s)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
-
-    def session(self) -> requests.Session:
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = requests.Session()
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-            s.mount("http://", adapter)
-            s.mount("https://", adapter)
-            self._local.session = s
-            with self._lock:
-                self._sessions.append(s)
-        return s
-
-    def close(self) -> None:
-        with self._lock:
-            for s in self._sessions:
-                with contextlib.suppress(Exception):
-                    s.close()
-            self._sessions.clear()
-
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
-        d = min(self.opts.backoff_max_s, self.opts.backoff_s * 2**attempt)
-        if retry_after is not None:
-            d = max(d, min(retry_after, self.opts.backoff_max_s))
-        return d + d * JITTER * rng.random()
-
-    def cause(self, err: BaseException) -> str:
-        """A short one-line cause of a request error (``connection refused``, ...)."""
-        if isinstance(err, requests.ConnectTimeout):
-            return f"connect timed out after {self.opts.connect_timeout_s:g} s"
-        if isinstance(err, requests.Timeout):
-            return f"no answer within {self.opts.timeout_s:g} s"
-        text = " ".join(str(err).split())
-        m = _ERRNO.search(text)
-        if m:
-            return m.group(1).strip().rstrip(".").lower()
-        if "RemoteDisconnected" in text or "Connection aborted" in text:
-            return "connection closed without an answer"
-        return text[:200]
-
-    def annotate(self, doc_id: str, text: str) -> _Outcome:
-        out = _Outcome(doc_id, None)
-        if not text.strip():
-            out.annotations = []
-            return out
-        rng = random.Random(zlib.crc32(doc_id.encode("utf-8")))
-        for attempt in range(self.opts.max_retries + 1):
-            if self.stop.is_set():
-                out.stopped = True
-                return out
-            out.requests += 1
-            retry_after = None
+def _split_cached(cache_path: Path, ids: list[str], texts: list[str],
+                  ) -> tuple[dict[str, list[dict[str, Any]]], list[Todo]]:
+    """(doc_id -> annotations of the documents whose ``(doc_id, sha1)`` is cached, the
+    (doc_id, text, sha1) still to request). Reads the cache (call it under the lock: it may
+    cut a bad last line); cached annotations that do not fit their text are a
+    BaliInputError naming the cache line."""
+    cache = read_cache(cache_path)
+    by_doc: dict[str, list[dict[str, Any]]] = {}
+    todo: list[Todo] = []
+    for doc_id, text in zip(ids, texts, strict=True):
+        sha1 = text_sha1(text)
+        entry = cache.get(doc_id)
+        if entry is not None and entry.sha1 == sha1:
             try:
-                resp = self.session().post(self.endpoint, json={"text": text},
-                                           timeout=self.timeout)
-            except _TRANSIENT as err:
-                cause = self.cause(err)
-                out.error = f"{type(err).__name__}: {cause}"
-                self.breaker.failure(doc_id, cause)
-            except requests.RequestException as err:  # InvalidURL, InvalidHeader, ...
-                out.error = f"{type(err).__name__}: {self.cause(err)}"
-                self.breaker.fatal(out.error)
-                return out
-            else:
-                status = resp.status_code
-                if status >= 500:
-                    out.error = f"HTTP {status}"
-                    self.breaker.failure(doc_id, out.error)
-                else:
-                    self.breaker.ok()  # the server answers
-                if status == 200:
-                    try:
-                        out.annotations = parse_response(resp.json(), text)
-                        return out
-                    except ValueError as err:  # JSONDecodeError and Bern2ResponseError
-                        out.error = f"bad response: {err}"
-                elif 400 <= status < 500 and status != 429:
-                    body = " ".join(resp.text[:200].split())
-                    out.error = f"HTTP {status} (not retried): {body}"
-                    return out
-                else:
-                    out.error = f"HTTP {status}"
-                    with contextlib.suppress(ValueError, TypeError):
-                        retry_after = float(resp.headers.get("Retry-After"))
-            if attempt < self.opts.max_retries and self.stop.wait(
-                    self.delay(attempt, rng, retry_after)):
-                out.stopped = True
-                return out
-        return out
-
-
-def _worker(client: _Client, tasks: queue.SimpleQueue, results: queue.SimpleQueue) -> None:
-    while True:
-        item = tasks.get()
-        if item is None:
-            return
-        try:
-            out = client.annotate(*item)
-        except Exception as err:  # noqa: BLE001 - reported as this document's failure
-            out = _Outcome(item[0], None, error=f"{type(err).__name__}: {err}", requests=1)
-        results.put(out)
-
-
-class _SigintStop:
-    """While active in the main thread, Ctrl-C sets ``stop`` instead of raising."""
-
-    def __init__(self, stop: threading.Event):
-        self.stop, self.hit = stop, False
-        self._installed = False
-        self._previous: Any = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.hit = True
-        self.stop.set()
-
-    def __enter__(self) -> _SigintStop:
-        if threading.current_thread() is threading.main_thread():
-            with contextlib.suppress(ValueError, OSError):
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-                self._installed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None
-                          else signal.default_int_handler)
+                by_doc[doc_id] = [check_annotation(a, text) for a in entry.annotations]
+            except Bern2ResponseError as err:
+                raise BaliInputError(
+                    cache_path, f"cached annotations of {doc_id} do not fit its text ({err})",
+                    line=entry.line) from err
+        else:
+            todo.append((doc_id, text, sha1))
+    return by_doc, todo
 
 
 # --------------------------------------------------------------------------- driver
 
 
+def _check_options(opts: Bern2Options) -> None:
+    """OptionError unless workers >= 1, max_retries >= 0, both timeouts > 0 and
+    breaker_failures >= 0."""
+    if opts.workers < 1 or opts.max_retries < 0 or opts.timeout_s <= 0 \
+            or opts.connect_timeout_s <= 0 or opts.breaker_failures < 0:
+        raise OptionError("Bern2Options: need workers >= 1, max_retries >= 0, timeout_s > 0, "
+                         "connect_timeout_s > 0, breaker_failures >= 0")
+
+
 def _check_documents(documents: pl.DataFrame) -> None:
+    """ValueError unless ``documents`` has non-null ``doc_id`` and ``text`` columns and
+    unique doc ids."""
     missing = [c for c in ("doc_id", "text") if c not in documents.columns]
     if missing:
         raise ValueError(f"documents lack column(s) {', '.join(missing)}")
@@ -605,41 +346,22 @@ def annotate_bern2(
     ``skipped``. Call :func:`check_failed_share` on the result.
     """
     t0 = time.perf_counter()
-    if opts.workers < 1 or opts.max_retries < 0 or opts.timeout_s <= 0 \
-            or opts.connect_timeout_s <= 0 or opts.breaker_failures < 0:
-        raise OptionError("Bern2Options: need workers >= 1, max_retries >= 0, timeout_s > 0, "
-                         "connect_timeout_s > 0, breaker_failures >= 0")
+    _check_options(opts)
     check_url(opts.url)
     _check_documents(documents)
     cache_path = Path(cache_path)
     stop = stop or threading.Event()
-    breaker = _Breaker(opts.breaker_failures, stop)
+    breaker = Breaker(opts.breaker_failures, stop)
     ids: list[str] = documents["doc_id"].to_list()
     texts: list[str] = documents["text"].to_list()
-
-    by_doc: dict[str, list[dict[str, Any]]] = {}
-    todo: list[tuple[str, str, str]] = []
     with _open_cache(cache_path) as fh:
-        cache = read_cache(cache_path)  # under the lock; may cut a bad last line
-        for doc_id, text in zip(ids, texts, strict=True):
-            sha1 = text_sha1(text)
-            entry = cache.get(doc_id)
-            if entry is not None and entry.sha1 == sha1:
-                try:
-                    by_doc[doc_id] = [check_annotation(a, text) for a in entry.annotations]
-                except Bern2ResponseError as err:
-                    raise BaliInputError(
-                        cache_path, f"cached annotations of {doc_id} do not fit its text ({err})",
-                        line=entry.line) from err
-            else:
-                todo.append((doc_id, text, sha1))
-        del cache
+        by_doc, todo = _split_cached(cache_path, ids, texts)
         n_cached = len(by_doc)
         if n_cached:
             log.info("BERN2: %d of %d documents cached in %s", n_cached, len(ids), cache_path)
-        with _SigintStop(stop) as sigint:
-            counts = _run_requests(todo, fh, opts, stop, breaker, by_doc, progress, n_cached,
-                                   len(ids))
+        with SigintStop(stop) as sigint:
+            counts = run_requests(todo, _CacheWriter(fh).append, opts, stop, breaker, by_doc,
+                                  progress, n_cached, len(ids))
     if sigint.hit:
         log.warning("BERN2: interrupted (Ctrl-C); %d documents annotated and cached in %s",
                     n_cached + counts["done"], cache_path)
@@ -649,100 +371,6 @@ def annotate_bern2(
     log.info("BERN2: %s", {k: v for k, v in result.report().items()
                             if k not in ("failed_ids", "errors")})
     return result
-
-
-def _run_requests(
-    todo: list[tuple[str, str, str]],
-    fh: BinaryIO,
-    opts: Bern2Options,
-    stop: threading.Event,
-    breaker: _Breaker,
-    by_doc: dict[str, list[dict[str, Any]]],
-    progress: bool,
-    n_cached: int,
-    n_total: int,
-) -> dict[str, Any]:
-    """Request ``todo`` through ``opts.workers`` daemon threads with a bounded window; the
-    calling thread is the only cache writer and polls ``stop`` every :data:`POLL_S`. Returns
-    the counter fields of Bern2Result."""
-    client = _Client(opts, stop, breaker)
-    failed: list[str] = []
-    errors: dict[str, str] = {}
-    stopped: set[str] = set()
-    done = n_requests = retries = unwritten = 0
-    window = 2 * opts.workers
-    sha1_of = {doc_id: sha1 for doc_id, _, sha1 in todo}
-    tasks: queue.SimpleQueue = queue.SimpleQueue()
-    results: queue.SimpleQueue = queue.SimpleQueue()
-    threads = [threading.Thread(target=_worker, args=(client, tasks, results), daemon=True,
-                                name=f"bern2-{k}") for k in range(opts.workers)]
-    for t in threads:
-        t.start()
-    bar = tqdm(total=n_total, initial=n_cached, unit="doc", desc="BERN2", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
-    pending: set[str] = set()
-    it = iter(todo)
-    deadline: float | None = None
-    logged_stop = False
-    try:
-        while True:
-            while not stop.is_set() and len(pending) < window:
-                nxt = next(it, None)
-                if nxt is None:
-                    break
-                pending.add(nxt[0])
-                tasks.put((nxt[0], nxt[1]))
-            if not pending:
-                break
-            if stop.is_set() and deadline is None:
-                deadline = time.monotonic() + STOP_GRACE_S
-                if breaker.reason and not logged_stop:
-                    log.error("BERN2 %s: %s", opts.url, breaker.reason)
-                    logged_stop = True
-            wait_s = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
-            if wait_s <= 0:
-                break  # grace over: abandon the in-flight documents
-            try:
-                out = results.get(timeout=wait_s)
-            except queue.Empty:
-                continue
-            pending.discard(out.doc_id)
-            n_requests += out.requests
-            retries += max(out.requests - 1, 0)
-            if out.annotations is not None:
-                fh.write(_cache_line(out.doc_id, sha1_of[out.doc_id], out.annotations))
-                fh.flush()
-                unwritten += 1
-                if unwritten >= FSYNC_EVERY:
-                    os.fsync(fh.fileno())
-                    unwritten = 0
-                by_doc[out.doc_id] = out.annotations
-                done += 1
-            elif out.stopped:
-                stopped.add(out.doc_id)
-                continue
-            else:
-                failed.append(out.doc_id)
-                errors[out.doc_id] = out.error
-                log.warning("BERN2: document %s failed: %s", out.doc_id, out.error)
-            bar.update(1)
-            bar.set_postfix(failed=len(failed), refresh=False)
-    finally:
-        finished = not pending and not stop.is_set()
-        if not finished:  # an exception (or a stop): no worker starts another attempt
-            stop.set()
-        for _ in threads:
-            tasks.put(None)
-        if finished:  # idle workers: let them exit; otherwise they are abandoned (daemons)
-            for t in threads:
-                t.join(timeout=1)
-        bar.close()
-        client.close()
-    stopped |= pending
-    stopped.update(doc_id for doc_id, _, _ in it)
-    skipped = [doc_id for doc_id, _, _ in todo if doc_id in stopped]
-    return {"done": done, "failed": failed, "skipped": skipped, "errors": errors,
-            "requests": n_requests, "retries": retries}
 
 
 def check_failed_share(result: Bern2Result, n_docs: int, opts: Bern2Options) -> None:

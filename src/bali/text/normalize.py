@@ -48,6 +48,52 @@ def _prefix(raw_id: str) -> str:
     return prefix if sep and prefix else "<none>"
 
 
+def _id_lookup(distinct: list[str]) -> pl.DataFrame:
+    """One row per distinct raw id: (raw_id, source, code, prefix) from :func:`id_key` and
+    :func:`_prefix` (source and code null when the id does not parse)."""
+    keys = [id_key(i) for i in distinct]
+    return pl.DataFrame(
+        {"raw_id": distinct, "source": [k[0] if k else None for k in keys],
+         "code": [k[1] if k else None for k in keys],
+         "prefix": [_prefix(i) for i in distinct]},
+        schema={"raw_id": pl.String, "source": pl.String, "code": pl.String,
+                "prefix": pl.String},
+    )
+
+
+def _id_to_cui(lookup: pl.DataFrame, xrefs: pl.DataFrame, concepts: pl.DataFrame
+               ) -> pl.DataFrame:
+    """Distinct (raw_id, cui) pairs: an id that names a node (``UMLS:C…`` or a node CURIE)
+    maps to it alone; the others to every node their (source, code) xrefs name."""
+    nodes = concepts.select("cui")
+    direct = pl.concat([
+        lookup.filter(pl.col("source") == "UMLS").select("raw_id", cui=pl.col("code")),
+        lookup.select("raw_id", cui=pl.col("raw_id")),
+    ]).join(nodes, on="cui", how="semi")
+    via_xref = (
+        lookup.join(direct, on="raw_id", how="anti")
+        .join(xrefs.select("source", "code", "cui"), on=["source", "code"])
+        .join(nodes, on="cui", how="semi")
+        .select("raw_id", "cui")
+    )
+    return pl.concat([direct, via_xref]).unique()
+
+
+def _by_prefix(all_ids: pl.DataFrame, lookup: pl.DataFrame, mapped: pl.DataFrame) -> dict:
+    """``{prefix: {"mapped": n, "unmapped": n}}``: per id prefix, the mentions with an id of
+    that prefix that were mapped (any id) and not, sorted by prefix."""
+    per_prefix = (
+        all_ids.join(lookup.select("raw_id", "prefix"), on="raw_id")
+        .select("_m", "prefix").unique()
+        .join(mapped.with_columns(mapped=pl.lit(True)), on="_m", how="left")
+        .with_columns(pl.col("mapped").fill_null(False))
+        .group_by("prefix")
+        .agg(mapped=pl.col("mapped").sum(), unmapped=(~pl.col("mapped")).sum())
+        .sort("prefix")
+    )
+    return {p: {"mapped": m, "unmapped": u} for p, m, u in per_prefix.iter_rows()}
+
+
 def normalize_mentions(
     raw: pl.DataFrame, xrefs: pl.DataFrame, concepts: pl.DataFrame, opts: NormalizeOptions
 ) -> tuple[pl.DataFrame, dict]:
@@ -64,28 +110,8 @@ def normalize_mentions(
     )
     # preset nodes (dictionary) are not re-mapped
     ids = all_ids.join(raw.filter(pl.col("cui").is_null()).select("_m"), on="_m", how="semi")
-    distinct = all_ids["raw_id"].unique().sort().to_list()  # parse each distinct id once
-    keys = [id_key(i) for i in distinct]
-    lookup = pl.DataFrame(
-        {"raw_id": distinct, "source": [k[0] if k else None for k in keys],
-         "code": [k[1] if k else None for k in keys],
-         "prefix": [_prefix(i) for i in distinct]},
-        schema={"raw_id": pl.String, "source": pl.String, "code": pl.String,
-                "prefix": pl.String},
-    )
-    nodes = concepts.select("cui")
-    # an id that names a node (``UMLS:C…`` or a node CURIE) maps to it alone; others via xrefs
-    direct = pl.concat([
-        lookup.filter(pl.col("source") == "UMLS").select("raw_id", cui=pl.col("code")),
-        lookup.select("raw_id", cui=pl.col("raw_id")),
-    ]).join(nodes, on="cui", how="semi")
-    via_xref = (
-        lookup.join(direct, on="raw_id", how="anti")
-        .join(xrefs.select("source", "code", "cui"), on=["source", "code"])
-        .join(nodes, on="cui", how="semi")
-        .select("raw_id", "cui")
-    )
-    id_to_cui = pl.concat([direct, via_xref]).unique()
+    lookup = _id_lookup(all_ids["raw_id"].unique().sort().to_list())  # each id parsed once
+    id_to_cui = _id_to_cui(lookup, xrefs, concepts)
     hits = ids.join(id_to_cui, on="raw_id").select("_m", pl.col("cui").alias("_cui")).unique()
     preset = raw.filter(pl.col("cui").is_not_null()).select("_m", pl.col("cui").alias("_cui"))
     hits = pl.concat([hits, preset]).unique()
@@ -94,21 +120,11 @@ def normalize_mentions(
     if opts.drop_unmapped:
         out = out.filter(pl.col("cui").is_not_null())
     out = out.sort("doc_id", "start", "end", "cui", nulls_last=True).select(list(MENTIONS))
-
-    per_prefix = (
-        all_ids.join(lookup.select("raw_id", "prefix"), on="raw_id")
-        .select("_m", "prefix").unique()
-        .join(mapped.with_columns(mapped=pl.lit(True)), on="_m", how="left")
-        .with_columns(pl.col("mapped").fill_null(False))
-        .group_by("prefix")
-        .agg(mapped=pl.col("mapped").sum(), unmapped=(~pl.col("mapped")).sum())
-        .sort("prefix")
-    )
     report = {
         "mentions": raw.height,
         "mapped": mapped.height,
         "unmapped": raw.height - mapped.height,
         "rows": out.height,
-        "by_prefix": {p: {"mapped": m, "unmapped": u} for p, m, u in per_prefix.iter_rows()},
+        "by_prefix": _by_prefix(all_ids, lookup, mapped),
     }
     return out, report

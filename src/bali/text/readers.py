@@ -200,6 +200,49 @@ def _unpad(text: str, m: dict) -> bool:
     return True
 
 
+def _pubtator_mention(path: Path, line: str, lineno: int, doc_id: str | None,
+                      start_line: int, default_prefix: str) -> dict | None:
+    """The gold mention of a tab-separated line ``pmid start end mention type [ids]`` of
+    document ``doc_id`` (started at ``start_line``; bare ids get ``default_prefix``), or None
+    for a relation line (``pmid CID id1 id2``: second field a word). Anything else is a
+    BaliInputError naming the line."""
+    fields = line.split("\t")
+    if len(fields) >= 4 and fields[1][:1].isalpha():
+        return None  # relation line: pmid, type (CID, Association, ...), id1, id2[, ...]
+    if len(fields) < 5:
+        raise BaliInputError(path, "expected 'pmid|t|', 'pmid|a|' or a mention line "
+                             "'pmid<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>ids]'",
+                             lineno)
+    bad = [f for f in fields[1:3] if not (f.isascii() and f.isdigit())]
+    if bad:
+        raise BaliInputError(path, f"mention offset {bad[0]!r} is not a "
+                             "non-negative integer", lineno)
+    if fields[0] != doc_id:
+        raise BaliInputError(path, f"mention of {fields[0]} inside document "
+                             f"{doc_id} (started at line {start_line})", lineno)
+    ids = split_ids(fields[5]) if len(fields) > 5 else []
+    ids = [i if ":" in i else f"{default_prefix}:{i}" for i in ids]
+    return {"doc_id": doc_id, "start": int(fields[1]), "end": int(fields[2]),
+            "mention": fields[3], "entity_type": fields[4], "source_ids": ids}
+
+
+def _pubtator_document(path: Path, doc_id: str, title: str | None, abstract: str | None,
+                       mentions: list[tuple[dict, int]], counts: dict) -> tuple[dict, list[dict]]:
+    """(document, mentions) of one PubTator document; ``mentions`` holds (mention, line).
+    Each must equal ``text[start:end]``, else fit after :func:`_unpad` (counted as
+    ``padded_mentions``), else it is a BaliInputError naming its line."""
+    doc = make_document(doc_id, title or "", abstract or "")
+    for m, lineno in mentions:
+        if doc["text"][m["start"]:m["end"]] == m["mention"]:
+            continue
+        if not _unpad(doc["text"], m):
+            raise BaliInputError(path, f"mention {m['mention']!r} does not match the text "
+                                 f"at {m['start']}-{m['end']}", lineno)
+        counts["padded_mentions"] += 1
+    counts["mentions"] += len(mentions)
+    return doc, [m for m, _ in mentions]
+
+
 def iter_pubtator(path: Path, default_prefix: str = "MESH",
                   stats: dict | None = None) -> Iterator[tuple[dict, list[dict]]]:
     """Stream (document, gold mentions) from a PubTator file.
@@ -212,24 +255,11 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
     """
     doc_id = None
     title = abstract = None
-    mentions: list[dict] = []
+    mentions: list[tuple[dict, int]] = []
     start_line = 0
     counts = stats if stats is not None else {}
     counts.setdefault("mentions", 0)
     counts.setdefault("padded_mentions", 0)
-
-    def flush():
-        doc = make_document(doc_id, title or "", abstract or "")
-        for m, lineno in mentions:
-            if doc["text"][m["start"]:m["end"]] == m["mention"]:
-                continue
-            if not _unpad(doc["text"], m):
-                raise BaliInputError(path, f"mention {m['mention']!r} does not match the text "
-                                     f"at {m['start']}-{m['end']}", lineno)
-            counts["padded_mentions"] += 1
-        counts["mentions"] += len(mentions)
-        return doc, [m for m, _ in mentions]
-
     try:
         with _open_text(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
@@ -240,7 +270,8 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
                 if len(head) == 3 and head[1] in ("t", "a") and "\t" not in head[0]:
                     if head[0] != doc_id:
                         if doc_id is not None:
-                            yield flush()
+                            yield _pubtator_document(path, doc_id, title, abstract, mentions,
+                                                     counts)
                         doc_id, title, abstract, mentions = head[0], None, None, []
                         start_line = lineno
                     if head[1] == "t":
@@ -248,27 +279,11 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
                     else:
                         abstract = head[2]
                     continue
-                fields = line.split("\t")
-                if len(fields) >= 4 and fields[1][:1].isalpha():
-                    continue  # relation line: pmid, type (CID, Association, ...), id1, id2[, ...]
-                if len(fields) < 5:
-                    raise BaliInputError(path, "expected 'pmid|t|', 'pmid|a|' or a mention line "
-                                         "'pmid<TAB>start<TAB>end<TAB>mention<TAB>type[<TAB>ids]'",
-                                         lineno)
-                bad = [f for f in fields[1:3] if not (f.isascii() and f.isdigit())]
-                if bad:
-                    raise BaliInputError(path, f"mention offset {bad[0]!r} is not a "
-                                         "non-negative integer", lineno)
-                if fields[0] != doc_id:
-                    raise BaliInputError(path, f"mention of {fields[0]} inside document "
-                                         f"{doc_id} (started at line {start_line})", lineno)
-                ids = split_ids(fields[5]) if len(fields) > 5 else []
-                ids = [i if ":" in i else f"{default_prefix}:{i}" for i in ids]
-                mentions.append(({"doc_id": doc_id, "start": int(fields[1]),
-                                  "end": int(fields[2]), "mention": fields[3],
-                                  "entity_type": fields[4], "source_ids": ids}, lineno))
+                m = _pubtator_mention(path, line, lineno, doc_id, start_line, default_prefix)
+                if m is not None:
+                    mentions.append((m, lineno))
             if doc_id is not None:
-                yield flush()
+                yield _pubtator_document(path, doc_id, title, abstract, mentions, counts)
     except UnicodeDecodeError as err:
         raise BaliInputError(path, "bytes that are not UTF-8", first_non_utf8_line(path)) from err
 

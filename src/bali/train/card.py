@@ -24,16 +24,11 @@ def _metric(task: str, value: float) -> str:
     return f"{value:.4f}" if task == "geometry" else _pct(value)
 
 
-def model_card(config: dict, rows: list[dict], chosen: dict, variant: str = "",
-               results: list[dict] = ()) -> str:
-    """The card's Markdown (module docstring) from a run's ``config.json``, its metrics rows,
-    the exported weights' choice (``bali_export.json``) and evaluation records."""
-    m, t = config["model"], config["train"]
-    counts = config.get("shards_meta", {}).get("counts", {})
-    train = [r for r in rows if "loss" in r]
-    last = train[-1] if train else {}
-    dev = [r for r in rows if "dev_acc1" in r]
-    speed = [r["samples_per_s"] for r in train if "samples_per_s" in r]
+def _front_matter(m: dict, variant: str, results: list[dict]) -> list[str]:
+    """The YAML front matter lines (``---`` ... ``---``): library, base model, tags, and a
+    ``model-index`` of the numeric metrics (rounded to 4 places) when there are results."""
+    import yaml
+
     index = [{"task": {"type": r["task"]}, "dataset": {"name": r["benchmark"]},
               "metrics": [{"type": k, "value": round(v, 4)} for k, v in r["metrics"].items()
                           if isinstance(v, int | float)]} for r in results]
@@ -42,50 +37,80 @@ def model_card(config: dict, rows: list[dict], chosen: dict, variant: str = "",
     if index:
         front["model-index"] = [{"name": f"bali-{variant or m['graph_encoder']}",
                                  "results": index}]
-    import yaml
+    return ["---", *yaml.safe_dump(front, sort_keys=False).splitlines(), "---"]
 
-    lines = ["---", *yaml.safe_dump(front, sort_keys=False).splitlines(), "---",
-             f"# BALI-pretrained {m['model']}" + (f" ({variant})" if variant else ""), "",
-             "Text encoder aligned with a knowledge-graph encoder by BALI pretraining (SIGIR "
-             f"2025): masked language modelling (weight {m['mlm_weight']}) plus "
-             f"{m['alignment']} alignment (weight {m['align_weight']}, tau "
-             f"{m['temperature']}) of entity mentions ({m['pooling']} pooling) with "
-             f"{m['graph_encoder']} node representations of 1-hop subgraphs (<= "
-             f"{m['max_neighbors']} neighbours). Load with "
-             "`AutoModel.from_pretrained(this_dir)`.", "",
-             "## Training data", "",
-             "| sentences | mentions | tokens | KG nodes | names | relations |",
-             "|---:|---:|---:|---:|---:|---:|",
-             "| " + " | ".join(f"{counts[k]:,}" if k in counts else "–" for k in
-                              ("sentences", "mentions", "tokens", "nodes", "names",
-                               "relations")) + " |", "",
-             f"Shards: `{config.get('shards', '')}`.", "",
-             "## Pretraining", "",
-             f"{last.get('step', '–')} of {t['steps']} steps, batch {t['batch_size']} x "
-             f"{t['grad_accum']} (accumulation), lr {t['lr_lm']} (LM) / {t['lr_other']} "
-             f"(other), seed {t['seed']}, backend {t['backend']}; wall time "
-             f"{last.get('elapsed_s', '–')} s, mean "
-             f"{sum(speed) / len(speed) if speed else 0:.1f} samples/s. Final losses: "
-             f"total {last.get('loss', '–')}, MLM {last.get('mlm_loss', '–')}, alignment "
-             f"{last.get('align_loss', '–')}.", "",
-             f"Exported weights: `{json.dumps(chosen)}`.", ""]
-    if dev:
-        lines += ["## Dev metrics (validation during pretraining)", "",
-                  "| step | dev Acc@1 | dev Acc@5 | dev align acc |", "|---:|---:|---:|---:|"]
-        lines += [f"| {r['step']} | {_pct(r.get('dev_acc1'))} | {_pct(r.get('dev_acc5'))} | "
-                  f"{_pct(r.get('dev_align_acc'))} |" for r in dev]
-        lines += ["", "Step 0 is the base model.", ""]
-    lines += ["## Evaluation", "", "Scores in percent (geometry: raw values).", ""]
-    if results:
-        lines += ["| benchmark | task | seed | metrics |", "|---|---|---:|---|"]
-        lines += [f"| {r['benchmark']} | {r['task']} | {r['seed']} | " + ", ".join(
-            f"{k} {_metric(r['task'], v)}" for k, v in r["metrics"].items()
-            if isinstance(v, int | float)) + " |" for r in results]
-    else:
-        lines.append("No evaluation results yet (`bali card` adds them).")
-    lines += ["", "## Configuration", "", "```json",
-              json.dumps({k: config[k] for k in ("model", "train", "shards") if k in config},
-                         indent=2), "```", ""]
+
+def _about(config: dict, variant: str) -> list[str]:
+    """Title, what the model is, and the training data counts (``–`` where unknown)."""
+    m = config["model"]
+    counts = config.get("shards_meta", {}).get("counts", {})
+    return [f"# BALI-pretrained {m['model']}" + (f" ({variant})" if variant else ""), "",
+            "Text encoder aligned with a knowledge-graph encoder by BALI pretraining (SIGIR "
+            f"2025): masked language modelling (weight {m['mlm_weight']}) plus "
+            f"{m['alignment']} alignment (weight {m['align_weight']}, tau "
+            f"{m['temperature']}) of entity mentions ({m['pooling']} pooling) with "
+            f"{m['graph_encoder']} node representations of 1-hop subgraphs (<= "
+            f"{m['max_neighbors']} neighbours). Load with "
+            "`AutoModel.from_pretrained(this_dir)`.", "",
+            "## Training data", "",
+            "| sentences | mentions | tokens | KG nodes | names | relations |",
+            "|---:|---:|---:|---:|---:|---:|",
+            "| " + " | ".join(f"{counts[k]:,}" if k in counts else "–" for k in
+                             ("sentences", "mentions", "tokens", "nodes", "names",
+                              "relations")) + " |", "",
+            f"Shards: `{config.get('shards', '')}`.", ""]
+
+
+def _pretraining(t: dict, rows: list[dict], chosen: dict) -> list[str]:
+    """Steps, batch, learning rates, wall time, mean samples/s and the final losses (the last
+    row with a ``loss``), then the exported weights' choice."""
+    train = [r for r in rows if "loss" in r]
+    last = train[-1] if train else {}
+    speed = [r["samples_per_s"] for r in train if "samples_per_s" in r]
+    return ["## Pretraining", "",
+            f"{last.get('step', '–')} of {t['steps']} steps, batch {t['batch_size']} x "
+            f"{t['grad_accum']} (accumulation), lr {t['lr_lm']} (LM) / {t['lr_other']} "
+            f"(other), seed {t['seed']}, backend {t['backend']}; wall time "
+            f"{last.get('elapsed_s', '–')} s, mean "
+            f"{sum(speed) / len(speed) if speed else 0:.1f} samples/s. Final losses: "
+            f"total {last.get('loss', '–')}, MLM {last.get('mlm_loss', '–')}, alignment "
+            f"{last.get('align_loss', '–')}.", "",
+            f"Exported weights: `{json.dumps(chosen)}`.", ""]
+
+
+def _dev_metrics(rows: list[dict]) -> list[str]:
+    """One table row per validation (rows with ``dev_acc1``), in percent; none without."""
+    dev = [r for r in rows if "dev_acc1" in r]
+    if not dev:
+        return []
+    return ["## Dev metrics (validation during pretraining)", "",
+            "| step | dev Acc@1 | dev Acc@5 | dev align acc |", "|---:|---:|---:|---:|",
+            *(f"| {r['step']} | {_pct(r.get('dev_acc1'))} | {_pct(r.get('dev_acc5'))} | "
+              f"{_pct(r.get('dev_align_acc'))} |" for r in dev),
+            "", "Step 0 is the base model.", ""]
+
+
+def _evaluation(results: list[dict]) -> list[str]:
+    """One row per evaluation record (its numeric metrics, :func:`_metric`), or a note."""
+    lines = ["## Evaluation", "", "Scores in percent (geometry: raw values).", ""]
+    if not results:
+        return [*lines, "No evaluation results yet (`bali card` adds them)."]
+    return [*lines, "| benchmark | task | seed | metrics |", "|---|---|---:|---|",
+            *(f"| {r['benchmark']} | {r['task']} | {r['seed']} | " + ", ".join(
+                f"{k} {_metric(r['task'], v)}" for k, v in r["metrics"].items()
+                if isinstance(v, int | float)) + " |" for r in results)]
+
+
+def model_card(config: dict, rows: list[dict], chosen: dict, variant: str = "",
+               results: list[dict] = ()) -> str:
+    """The card's Markdown (module docstring) from a run's ``config.json``, its metrics rows,
+    the exported weights' choice (``bali_export.json``) and evaluation records."""
+    lines = [*_front_matter(config["model"], variant, results), *_about(config, variant),
+             *_pretraining(config["train"], rows, chosen), *_dev_metrics(rows),
+             *_evaluation(results),
+             "", "## Configuration", "", "```json",
+             json.dumps({k: config[k] for k in ("model", "train", "shards") if k in config},
+                        indent=2), "```", ""]
     return "\n".join(lines)
 
 
