@@ -35,3 +35,14 @@ def test_no_summary_on_error(caplog, monkeypatch):
         except RuntimeError:
             pass
     assert not caplog.records
+
+
+def test_total_known_later_and_small_rates(caplog, monkeypatch):
+    monkeypatch.setenv("BALI_PROGRESS", "1")
+    with caplog.at_level(logging.INFO, logger="bali"), Progress("kg obo", unit="file") as bar:
+        bar.set_total(3)
+        assert bar._bar.total == 3
+        bar.update(3)
+        bar._t0 -= 20  # as if the three files took 20 s
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "(0.15 file/s)" in line

@@ -169,13 +169,14 @@ def test_pool_cap_and_seeded_order():
     names = pl.DataFrame({"cui": ["H"] + [f"N{i:02d}" for i in range(50)],
                           "name": ["hub"] + [f"n{i}" for i in range(50)], "source": "X",
                           "term_type": "n", "is_preferred": True})
-    opts = SubgraphOptions(pool_size=8, max_neighbors=3)
+    opts = SubgraphOptions(pool_size=8)
     a = build_subgraphs(pl.Series(["H"]), hub.lazy(), names.lazy(), opts)
     b = build_subgraphs(pl.Series(["H"]), hub.lazy(), names.lazy(), opts)
     c = build_subgraphs(pl.Series(["H"]), hub.lazy(), names.lazy(),
-                        SubgraphOptions(pool_size=8, max_neighbors=3, seed=5))
+                        SubgraphOptions(pool_size=8, seed=5))
     pool = a[0]["neighbors"].to_list()[0]
     assert len(pool) == 8 and a[0]["degree"].to_list() == [50]
+    assert a[2]["centres_with_full_pool"] == 1
     assert a[0].equals(b[0]) and not a[0].equals(c[0])
     assert a[1].height == 9  # hub + its 8 pool neighbours
 

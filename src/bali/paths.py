@@ -32,13 +32,16 @@ def resolve_input(path: str | Path) -> Path:
     return Path(text)
 
 
+#: modules every stage runs
+SHARED = ("io.py", "config.py", "paths.py", "errors.py", "progress.py")
+
+
 def code_digest(*modules: str) -> str:
     """SHA-256 (first 16 hex digits) of the package code a stage runs: the shared modules
-    (``io.py``, ``config.py``, ``paths.py``, ``errors.py``) plus each named sub-package or
-    module (a stage's command line lives in its package's ``commands.py``, so it is covered
-    too)."""
+    (:data:`SHARED`) plus each named sub-package or module (a stage's command line lives in
+    its package's ``commands.py``, so it is covered too)."""
     h = hashlib.sha256()
-    files = [PACKAGE_DIR / n for n in ("io.py", "config.py", "paths.py", "errors.py")]
+    files = [PACKAGE_DIR / n for n in SHARED]
     for m in modules:
         target = PACKAGE_DIR / m
         files += sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]

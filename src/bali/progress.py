@@ -51,6 +51,13 @@ class Progress:
         self._t0 = time.perf_counter()
         return self
 
+    def set_total(self, total: int) -> None:
+        """The amount of work, once known after the stage began (gives the bar an ETA)."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def update(self, n: int = 1) -> None:
         """Add ``n`` units of work done."""
         self.n += n
@@ -66,7 +73,9 @@ class Progress:
     def summary(self) -> str:
         """``desc: n unit in s (rate unit/s)[, extra]``."""
         seconds = time.perf_counter() - self._t0
-        rate = f" ({self.n / seconds:,.0f} {self.unit}/s)" if seconds > 0 else ""
+        per_s = self.n / seconds if seconds > 0 else 0.0
+        rate = f" ({per_s:,.0f} {self.unit}/s)" if per_s >= 10 else \
+            f" ({per_s:.2g} {self.unit}/s)" if seconds > 0 else ""
         extra = f", {self.extra}" if self.extra else ""
         return f"{self.desc}: {self.n:,} {self.unit} in {seconds:.1f} s{rate}{extra}"
 

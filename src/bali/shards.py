@@ -223,7 +223,7 @@ class NodeTable:
 
     def neighbors(self, node: int) -> tuple[np.ndarray, np.ndarray]:
         """``(neighbor_nodes, neighbor_relations)`` of the node's subgraph pool, in priority
-        order (the first ``max_neighbors`` are the default subgraph)."""
+        order (training samples ``max_neighbors`` of them per step)."""
         return (self._nodes.list_row("neighbor_nodes", node),
                 self._nodes.list_row("neighbor_relations", node))
 

@@ -212,11 +212,12 @@ def refine(test: pl.DataFrame, seen: list[pl.DataFrame], dictionary: pl.DataFram
 
 
 @torch.no_grad()
-def encode(texts: list[str], model, tokenizer, opts: ELOptions, *,
-           normalize: bool = True) -> torch.Tensor:
+def encode(texts: list[str], model, tokenizer, opts: ELOptions, *, normalize: bool = True,
+           progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """L2-normalised (unless ``normalize=False``) ``cls``/``mean`` embeddings of ``texts``
     [N, d] (float32, CPU; the model runs on its own device). Texts are batched in order of
-    length (less padding: ~3x faster on short names), rows come back in input order."""
+    length (less padding: ~3x faster on short names), rows come back in input order.
+    ``progress(n)`` (if given) is told the texts of each batch encoded."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = []
     for i in range(0, len(texts), opts.batch_size):
@@ -232,6 +233,8 @@ def encode(texts: list[str], model, tokenizer, opts: ELOptions, *,
             vec = masked_mean(hidden, batch["attention_mask"])
         vec = vec.float().cpu()
         out.append(torch.nn.functional.normalize(vec, dim=-1) if normalize else vec)
+        if progress is not None:
+            progress(len(chunk))
     if not out:
         return torch.empty(0, model.config.hidden_size)
     result = torch.empty(len(texts), out[0].shape[1])
@@ -317,9 +320,11 @@ def linking_accuracy(refined: pl.DataFrame, dictionary: pl.DataFrame,
 
 
 def dictionary_embeddings(names: list[str], model_dir: Path, model, tokenizer, opts: ELOptions,
-                          cache_dir: Path | None = None) -> torch.Tensor:
+                          cache_dir: Path | None = None,
+                          progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """:func:`encode` of the dictionary ``names``, cached in ``cache_dir`` (if given) per
-    model weights x names x encoding options."""
+    model weights x names x encoding options; ``progress`` as for :func:`encode` (told all
+    names at once on a cache hit)."""
     cache = None
     if cache_dir is not None:
         names_digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
@@ -328,8 +333,10 @@ def dictionary_embeddings(names: list[str], model_dir: Path, model, tokenizer, o
         ).encode()).hexdigest()
         cache = Path(cache_dir) / f"dict-{key[:24]}.npy"
         if cache.exists():
+            if progress is not None:
+                progress(len(names))
             return torch.from_numpy(np.load(cache))
-    keys = encode(names, model, tokenizer, opts)
+    keys = encode(names, model, tokenizer, opts, progress=progress)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, keys.numpy())
@@ -342,8 +349,11 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
                       labels: dict[str, str] | None = None) -> dict:
     """Acc@1/Acc@5 of ``model_dir`` on the refined test set, as a results record
     (:mod:`bali.evaluate.results`). Without ``dictionary_path`` the dictionary is built from
-    the ``seen`` mentions. Retrieval is deterministic: ``seed`` is recorded only."""
+    the ``seen`` mentions. Retrieval is deterministic: ``seed`` is recorded only. Logs one
+    summary line (:class:`bali.progress.Progress`, counting names and mentions encoded)."""
     from transformers import AutoModel, AutoTokenizer
+
+    from bali.progress import Progress
 
     if opts.pooling not in ("cls", "mean"):
         raise OptionError(f"pooling must be cls or mean, not {opts.pooling!r}")
@@ -354,15 +364,21 @@ def evaluate_zeroshot(model_dir: Path, dictionary_path: Path | None, test_path: 
     test = read_mentions(test_path, test_stats)
     refined = refine(test, seen, dictionary, match=opts.match,
                      filter_dictionary=opts.filter_dictionary, stats=refine_stats)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
+    with Progress(f"el_zeroshot {benchmark}", total=dictionary.height + refined.height,
+                  unit="text") as bar:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModel.from_pretrained(model_dir).eval()
+        keys = dictionary_embeddings(dictionary["name"].to_list(), model_dir, model, tokenizer,
+                                     opts, cache_dir, bar.update)
+        queries = encode(refined["mention"].to_list(), model, tokenizer, opts,
+                         progress=bar.update)
+        nearest = top_k(queries, keys, 5, opts.chunk)
+        items = linking_items(refined, dictionary, nearest)
+        n = max(len(items["id"]), 1)
+        bar.set_postfix(f"Acc@1 {sum(items['hit@1']) / n:.4f}, Acc@5 "
+                        f"{sum(items['hit@5']) / n:.4f}: {refined.height:,} refined mentions, "
+                        f"{dictionary.height:,} dictionary names")
     sources = [*([dictionary_path] if dictionary_path else []), test_path, *seen_paths]
-    keys = dictionary_embeddings(dictionary["name"].to_list(), model_dir, model, tokenizer, opts,
-                                 cache_dir)
-    queries = encode(refined["mention"].to_list(), model, tokenizer, opts)
-    nearest = top_k(queries, keys, 5, opts.chunk)
-    items = linking_items(refined, dictionary, nearest)
-    n = max(len(items["id"]), 1)
     rec = record(
         task="el_zeroshot", benchmark=benchmark, model=model_dir, seed=seed, labels=labels,
         metrics={"acc@1": sum(items["hit@1"]) / n, "acc@5": sum(items["hit@5"]) / n},

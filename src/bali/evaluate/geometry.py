@@ -76,22 +76,30 @@ def evaluate_geometry(model_dir: Path, dictionary_path: Path, opts: GeometryOpti
                       benchmark: str = "geometry", seed: int = 0,
                       labels: dict[str, str] | None = None) -> dict:
     """The geometry metrics of ``model_dir`` on the names of ``dictionary_path``, as a
-    results record (:mod:`bali.evaluate.results`)."""
+    results record (:mod:`bali.evaluate.results`). Logs one summary line
+    (:class:`bali.progress.Progress`, counting the names encoded)."""
     from transformers import AutoModel, AutoTokenizer
 
     from bali.evaluate.el_zeroshot import ELOptions, encode, read_dictionary
     from bali.evaluate.results import record
+    from bali.progress import Progress
 
     if opts.pooling not in ("cls", "mean"):
         raise OptionError(f"pooling must be cls or mean, not {opts.pooling!r}")
     t0 = time.perf_counter()
     drawn = draw_names(read_dictionary(dictionary_path), opts, seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir).eval()
-    enc = ELOptions(pooling=opts.pooling, max_length=opts.max_length, batch_size=opts.batch_size)
-    vectors = encode(drawn["name"].to_list(), model, tokenizer, enc)
-    metrics = geometry_metrics(vectors, torch.as_tensor(drawn["concept"].to_numpy()))
+    n_concepts = int(drawn["concept"].n_unique())
+    desc = "geometry" if benchmark == "geometry" else f"geometry {benchmark}"
+    with Progress(desc, total=drawn.height, unit="name") as bar:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModel.from_pretrained(model_dir).eval()
+        enc = ELOptions(pooling=opts.pooling, max_length=opts.max_length,
+                        batch_size=opts.batch_size)
+        vectors = encode(drawn["name"].to_list(), model, tokenizer, enc, progress=bar.update)
+        metrics = geometry_metrics(vectors, torch.as_tensor(drawn["concept"].to_numpy()))
+        bar.set_postfix(f"gap {metrics['gap']:.4f}, alignment {metrics['alignment']:.4f}, "
+                        f"uniformity {metrics['uniformity']:.4f}: {n_concepts:,} concepts")
     return record(task="geometry", benchmark=benchmark, model=model_dir, seed=seed,
                   labels=labels, metrics=metrics, primary="gap", options=asdict(opts),
                   data=[dictionary_path], started=t0,
-                  counts={"concepts": int(drawn["concept"].n_unique()), "names": drawn.height})
+                  counts={"concepts": n_concepts, "names": drawn.height})

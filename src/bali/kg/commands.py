@@ -49,18 +49,41 @@ def _kg_tables(args: argparse.Namespace) -> dict:
             "options": vars(opts), "counts": counts}
 
 
+def _input_files(args: argparse.Namespace) -> int:
+    """Input files of a build: MRCONSO, MRREL, MRSTY; the OBO files and HPO annotation files;
+    the edges table and the nodes table (if given)."""
+    if args.source == "umls":
+        return 3
+    if args.source == "obo":
+        return len(args.obo) + bool(args.hpoa) + bool(args.genes_to_phenotype)
+    return 1 + bool(args.nodes)
+
+
+def _summary(counts: dict, holdout: dict | None) -> str:
+    """The summary line's counts: concepts, names, edges (and the held-out synonyms)."""
+    text = ", ".join(f"{counts[k]:,} {k}" for k in ("concepts", "names", "edges") if k in counts)
+    if holdout is not None and "heldout_synonyms" in holdout["counts"]:
+        text += f" ({holdout['counts']['heldout_synonyms']:,} synonyms held out)"
+    return text
+
+
 def _with_stats(build: Callable[[argparse.Namespace], dict]) -> Callable:
     def run(args: argparse.Namespace) -> None:
         from bali.io import write_stats
         from bali.kg.holdout import apply_holdout
+        from bali.progress import Progress
 
         t0 = time.perf_counter()
-        stats = build(args)
-        holdout = options_from_args(HoldoutOptions, args)
-        if holdout.holdout_share > 0:
-            stats["holdout"] = {"options": vars(holdout),
-                                "counts": apply_holdout(args.out_dir, holdout)}
-            stats["counts"]["names"] = stats["holdout"]["counts"]["names"]
+        n_files = _input_files(args)
+        with Progress(f"kg {args.source}", total=n_files, unit="file") as bar:
+            stats = build(args)
+            bar.update(n_files)
+            holdout = options_from_args(HoldoutOptions, args)
+            if holdout.holdout_share > 0:
+                stats["holdout"] = {"options": vars(holdout),
+                                    "counts": apply_holdout(args.out_dir, holdout)}
+                stats["counts"]["names"] = stats["holdout"]["counts"]["names"]
+            bar.set_postfix(_summary(stats["counts"], stats.get("holdout")))
         stats["seconds"] = round(time.perf_counter() - t0, 3)
         write_stats(Path(args.out_dir) / "stats.json", stats)
         print(json.dumps(stats["counts"]))

@@ -33,9 +33,8 @@ polars.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +43,9 @@ import polars as pl
 
 from bali.errors import OptionError
 from bali.io import BaliInputError, scan_table
+from bali.progress import Progress
 from bali.sample.schema import CONCEPT_COUNTS, SAMPLE
 from bali.text.schema import SENTENCES
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,28 +78,38 @@ def load_sentences(paths: Sequence[str | Path]) -> pl.LazyFrame:
 def greedy_balance(
     sent_ptr: np.ndarray, sent_concepts: np.ndarray, cand_ptr: np.ndarray,
     cand_sents: np.ndarray, order: np.ndarray, k: int,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The greedy pass on CSR arrays. Sentence ``s`` mentions
     ``sent_concepts[sent_ptr[s]:sent_ptr[s+1]]``; concept ``c``'s candidates in priority order
-    are ``cand_sents[cand_ptr[c]:cand_ptr[c+1]]``. Returns (chosen mask, count per concept)."""
+    are ``cand_sents[cand_ptr[c]:cand_ptr[c+1]]``. Returns (chosen mask, count per concept).
+    ``progress(n)`` (if given) is told after every ``_PROGRESS_BLOCK`` concepts visited."""
     sp, sc = sent_ptr.tolist(), sent_concepts.tolist()
     cp, cs = cand_ptr.tolist(), cand_sents.tolist()
     chosen = bytearray(len(sp) - 1)
     count = [0] * (len(cp) - 1)
-    for c in order.tolist():
-        need = k - count[c]
-        if need <= 0:
-            continue
-        for s in cs[cp[c]:cp[c + 1]]:
-            if chosen[s]:
+    visit = order.tolist()
+    for lo in range(0, len(visit), _PROGRESS_BLOCK):
+        block = visit[lo:lo + _PROGRESS_BLOCK]
+        for c in block:
+            need = k - count[c]
+            if need <= 0:
                 continue
-            chosen[s] = 1
-            for c2 in sc[sp[s]:sp[s + 1]]:
-                count[c2] += 1
-            need -= 1
-            if need == 0:
-                break
+            for s in cs[cp[c]:cp[c + 1]]:
+                if chosen[s]:
+                    continue
+                chosen[s] = 1
+                for c2 in sc[sp[s]:sp[s + 1]]:
+                    count[c2] += 1
+                need -= 1
+                if need == 0:
+                    break
+        if progress is not None:
+            progress(len(block))
     return np.frombuffer(bytes(chosen), dtype=np.uint8).astype(bool), np.asarray(count)
+
+
+_PROGRESS_BLOCK = 1 << 14  # concepts per progress report of the greedy pass
 
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -197,12 +205,43 @@ def union_balance(pair_c: np.ndarray, pair_s: np.ndarray, priority: np.ndarray,
 def sample_sentences(
     sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series, opts: SampleOptions
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Return (sample, concept_counts, stats); see the module docstring."""
+    """Return (sample, concept_counts, stats); see the module docstring. Logs one summary
+    line (:class:`bali.progress.Progress`, counting the concepts balanced)."""
     if opts.k < 1:
         raise OptionError("k must be >= 1")
     if opts.strategy not in ("union", "greedy"):
         raise OptionError(f"strategy must be 'union' or 'greedy', not {opts.strategy!r}")
-    t0 = time.perf_counter()
+    with Progress("sample", unit="concept") as bar:
+        t0 = time.perf_counter()
+        base, pairs, not_kg = _candidate_pairs(sentences, kg_nodes, opts)
+        cand, concept_ids, sc = _integer_ids(pairs, opts)
+        bar.set_total(concept_ids.height)
+        bar.set_postfix(f"{cand.height:,} candidate sentences")
+        t1 = time.perf_counter()
+        chosen, count, candidates = _balance(sc, cand, concept_ids, opts, bar.update)
+        balance_s = time.perf_counter() - t1
+        sample = _sample_table(base, pairs, cand, chosen)
+        counts = concept_ids.select(
+            "cui",
+            candidates=pl.Series(candidates.astype(np.uint32)),
+            sampled=pl.Series(count.astype(np.uint32)),
+        ).select(list(CONCEPT_COUNTS))
+        stats = _sample_stats(opts, count, candidates, chosen,
+                              after_filter=base.select(pl.len()).collect().item(),
+                              n_concepts=concept_ids.height, not_kg=not_kg) | {
+            "balance_seconds": round(balance_s, 2),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        bar.set_postfix(f"{opts.strategy}, k {opts.k}: sampled {stats['sampled_sentences']:,} "
+                        f"of {cand.height:,} candidate sentences, "
+                        f"{stats['concepts_above_k']:,} concepts above k")
+    return sample, counts, stats
+
+
+def _candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series,
+                     opts: SampleOptions) -> tuple[pl.LazyFrame, pl.DataFrame, int]:
+    """(sentences within the length limits, their (doc_id, sentence_id, start, end, cui)
+    mentions of KG nodes, the number of mentions of other CUIs)."""
     words = pl.col("text").str.count_matches(r"\S+")
     base = sentences.lazy().filter(words.is_between(opts.min_tokens, opts.max_tokens))
     kg = pl.DataFrame({"cui": kg_nodes.unique()}).lazy()
@@ -215,6 +254,15 @@ def sample_sentences(
          pairs_all.join(kg, on="cui", how="anti").select(pl.len())],
         engine="streaming",
     )
+    return base, pairs, int(not_kg.item())
+
+
+def _integer_ids(pairs: pl.DataFrame, opts: SampleOptions
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Integer ids of the candidates: ``cand`` (doc_id, sentence_id, s, priority) sorted by
+    (doc_id, sentence_id), s = 0..S-1, priority = ``default_rng(seed).permutation(S)``;
+    ``concept_ids`` (cui, c) sorted by cui, c = 0..C-1; ``sc`` (s, c, priority), one row per
+    distinct (sentence, concept). Raises when there is no candidate sentence."""
     cand = pairs.select("doc_id", "sentence_id").unique().sort("doc_id", "sentence_id")
     n_sent = cand.height
     if n_sent == 0:
@@ -232,25 +280,38 @@ def sample_sentences(
         .join(cand, on=["doc_id", "sentence_id"]).join(concept_ids, on="cui")
         .select("s", "c", "priority")
     )
-    t1 = time.perf_counter()
+    return cand, concept_ids, sc
+
+
+def _balance(sc: pl.DataFrame, cand: pl.DataFrame, concept_ids: pl.DataFrame,
+             opts: SampleOptions, progress: Callable[[int], None]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chosen mask over sentences, count per concept, candidates per concept) of
+    ``opts.strategy``: :func:`greedy_balance` with the concept order
+    ``default_rng([seed, 1]).permutation(C)``, or :func:`union_balance`. ``progress(n)`` is
+    told the concepts done."""
+    n_concepts = concept_ids.height
     if opts.strategy == "greedy":
         by_sent = sc.sort("s", "c")
-        sent_ptr = _pointers(by_sent["s"].to_numpy(), n_sent)
+        sent_ptr = _pointers(by_sent["s"].to_numpy(), cand.height)
         by_concept = sc.sort("c", "priority")
-        cand_ptr = _pointers(by_concept["c"].to_numpy(), concept_ids.height)
-        order = np.random.default_rng([opts.seed, 1]).permutation(concept_ids.height)
+        cand_ptr = _pointers(by_concept["c"].to_numpy(), n_concepts)
+        order = np.random.default_rng([opts.seed, 1]).permutation(n_concepts)
         chosen, count = greedy_balance(sent_ptr, by_sent["c"].to_numpy(), cand_ptr,
-                                       by_concept["s"].to_numpy(), order, opts.k)
-        candidates = np.diff(cand_ptr)
-    else:
-        pair_s, pair_c = sc["s"].to_numpy(), sc["c"].to_numpy()
-        priority = _mix(string_hash(concept_ids["cui"], opts.seed)[pair_c]
-                        ^ _sentence_keys(cand["doc_id"], cand["sentence_id"])[pair_s])
-        chosen, count = union_balance(pair_c, pair_s, priority, concept_ids.height, n_sent,
-                                      opts.k)
-        candidates = np.bincount(pair_c, minlength=concept_ids.height)
-    balance_s = time.perf_counter() - t1
+                                       by_concept["s"].to_numpy(), order, opts.k, progress)
+        return chosen, count, np.diff(cand_ptr)
+    pair_s, pair_c = sc["s"].to_numpy(), sc["c"].to_numpy()
+    priority = _mix(string_hash(concept_ids["cui"], opts.seed)[pair_c]
+                    ^ _sentence_keys(cand["doc_id"], cand["sentence_id"])[pair_s])
+    chosen, count = union_balance(pair_c, pair_s, priority, n_concepts, cand.height, opts.k)
+    progress(n_concepts)
+    return chosen, count, np.bincount(pair_c, minlength=n_concepts)
 
+
+def _sample_table(base: pl.LazyFrame, pairs: pl.DataFrame, cand: pl.DataFrame,
+                  chosen: np.ndarray) -> pl.DataFrame:
+    """The chosen sentences (:data:`SAMPLE`), sorted by (doc_id, sentence_id), each with its
+    KG mentions sorted by (start, end, cui)."""
     picked = cand.filter(pl.Series(chosen)).select("doc_id", "sentence_id")
     kg_mentions = (
         pairs.join(picked, on=["doc_id", "sentence_id"], how="semi")
@@ -258,24 +319,26 @@ def sample_sentences(
         .group_by("doc_id", "sentence_id", maintain_order=True)
         .agg(mentions=pl.struct("start", "end", "cui"))
     )
-    sample = (
+    return (
         base.drop("mentions")
         .join(kg_mentions.lazy(), on=["doc_id", "sentence_id"])
         .sort("doc_id", "sentence_id")
         .select(list(SAMPLE))
         .collect(engine="streaming")
     )
-    counts = concept_ids.select(
-        "cui",
-        candidates=pl.Series(candidates.astype(np.uint32)),
-        sampled=pl.Series(count.astype(np.uint32)),
-    ).select(list(CONCEPT_COUNTS))
+
+
+def _sample_stats(opts: SampleOptions, count: np.ndarray, candidates: np.ndarray,
+                  chosen: np.ndarray, *, after_filter: int, n_concepts: int,
+                  not_kg: int) -> dict:
+    """The statistics of the sample (the keys of ``sample_stats.json``, in order): draws =
+    sum_c min(k, candidates[c]); overshoot = count[c] - k over the concepts above k."""
     over = count[count > opts.k] - opts.k
-    stats = {
+    return {
         "strategy": opts.strategy, "k": opts.k, "seed": opts.seed,
-        "sentences_after_length_filter": base.select(pl.len()).collect().item(),
-        "candidate_sentences": n_sent,
-        "concepts_with_candidates": int(concept_ids.height),
+        "sentences_after_length_filter": after_filter,
+        "candidate_sentences": len(chosen),
+        "concepts_with_candidates": int(n_concepts),
         "draws": int(np.minimum(candidates, opts.k).sum()),
         "sampled_sentences": int(chosen.sum()),
         "concepts_at_k_or_more": int((count >= opts.k).sum()),
@@ -283,13 +346,8 @@ def sample_sentences(
         "concepts_above_k": int(over.size),
         "overshoot_max": int(over.max()) if over.size else 0,
         "overshoot_mean": round(float(over.mean()), 3) if over.size else 0.0,
-        "mentions_not_kg_nodes": int(not_kg.item()),
-        "balance_seconds": round(balance_s, 2),
-        "seconds": round(time.perf_counter() - t0, 2),
+        "mentions_not_kg_nodes": not_kg,
     }
-    log.info("sampled (%s) %d of %d candidate sentences for %d concepts (%.1fs)", opts.strategy,
-             stats["sampled_sentences"], n_sent, concept_ids.height, stats["seconds"])
-    return sample, counts, stats
 
 
 def _pointers(sorted_keys: np.ndarray, n: int) -> np.ndarray:

@@ -11,8 +11,8 @@ triples are distinct.
 
 Each candidate triple gets a seeded random priority (a permutation of all triples sorted by
 (cui, neighbour, relation, direction)); a concept keeps its ``pool_size`` lowest-priority
-neighbours in priority order, of which the first ``max_neighbors`` are the default subgraph
-and training may resample from the pool each epoch. ``nodes`` lists every name of every
+neighbours in priority order, from which training draws ``pretrain.max_neighbors`` per concept
+and batch (:mod:`bali.train.data`). ``nodes`` lists every name of every
 concept and pool neighbour (preferred name first).
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from bali.errors import OptionError
+from bali.progress import Progress
 from bali.sample.schema import NODES, SUBGRAPHS
 
 DIRECTIONS = ("in", "out", "both")
@@ -34,8 +35,8 @@ DIRECTIONS = ("in", "out", "both")
 class SubgraphOptions:
     """Options of :func:`build_subgraphs`."""
 
-    max_neighbors: int = field(default=3, metadata={"help": "neighbours per default subgraph"})
-    pool_size: int = field(default=32, metadata={"help": "neighbours kept for resampling"})
+    pool_size: int = field(default=32, metadata={
+        "help": "neighbours kept per concept, from which training samples max_neighbors"})
     seed: int = field(default=0, metadata={"help": "seed of the neighbour priorities"})
     direction: str = field(default="both", metadata={"help": "edges used: in, out or both",
                                                       "choices": ("in", "out", "both")})
@@ -66,16 +67,43 @@ def _candidate_edges(edges: pl.LazyFrame, centres: pl.LazyFrame, opts: SubgraphO
 def build_subgraphs(
     centres: pl.Series, edges: pl.LazyFrame, names: pl.LazyFrame, opts: SubgraphOptions
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Return (subgraphs, nodes, stats) for the concepts ``centres``."""
+    """Return (subgraphs, nodes, stats) for the concepts ``centres``. Logs one summary line
+    (:class:`bali.progress.Progress`, counting the centres)."""
     if opts.direction not in DIRECTIONS:
         raise OptionError(f"direction must be one of {DIRECTIONS}, not {opts.direction!r}")
-    if not 0 < opts.max_neighbors <= opts.pool_size:
-        raise OptionError("need 0 < max_neighbors <= pool_size")
+    if opts.pool_size < 1:
+        raise OptionError(f"pool_size must be >= 1, not {opts.pool_size}")
     t0 = time.perf_counter()
     centre_df = pl.DataFrame({"cui": centres.unique().sort()})
-    cand = _candidate_edges(edges.lazy(), centre_df.lazy(), opts).collect(engine="streaming")
-    rng = np.random.default_rng(opts.seed)
-    cand = cand.with_columns(priority=pl.Series(rng.permutation(cand.height), dtype=pl.UInt32))
+    with Progress("subgraphs", total=centre_df.height, unit="concept") as bar:
+        cand = _candidate_edges(edges.lazy(), centre_df.lazy(), opts).collect(engine="streaming")
+        rng = np.random.default_rng(opts.seed)
+        cand = cand.with_columns(
+            priority=pl.Series(rng.permutation(cand.height), dtype=pl.UInt32))
+        subgraphs = _pools(centre_df, cand, opts)
+        bar.update(centre_df.height)
+        node_ids, nodes = _node_names(centre_df, subgraphs, names)
+        degree = subgraphs["degree"].to_numpy()
+        stats = {
+            "centres": centre_df.height,
+            "centres_without_neighbors": int((degree == 0).sum()),
+            "centres_with_full_pool": int((degree >= opts.pool_size).sum()),
+            "degree_median": float(np.median(degree)) if degree.size else 0.0,
+            "degree_max": int(degree.max()) if degree.size else 0,
+            "candidate_triples": cand.height,
+            "nodes": nodes.height,
+            "nodes_without_names": node_ids.height - nodes.height,
+            "options": {k: v for k, v in vars(opts).items()},
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        bar.set_postfix(f"{nodes.height:,} nodes, {cand.height:,} candidate triples, "
+                        f"{stats['centres_without_neighbors']:,} centres without neighbours")
+    return subgraphs, nodes, stats
+
+
+def _pools(centre_df: pl.DataFrame, cand: pl.DataFrame, opts: SubgraphOptions) -> pl.DataFrame:
+    """:data:`SUBGRAPHS` rows, one per centre: its degree (candidate triples) and its
+    ``pool_size`` lowest-priority neighbours in priority order (empty: no neighbour)."""
     pools = (
         cand.sort("cui", "priority")
         .group_by("cui", maintain_order=True)
@@ -86,7 +114,7 @@ def build_subgraphs(
             .struct.rename_fields(["cui", "relation", "direction"]),
         )
     )
-    subgraphs = (
+    return (
         centre_df.join(pools, on="cui", how="left")
         .with_columns(
             pl.col("degree").fill_null(0),
@@ -94,6 +122,12 @@ def build_subgraphs(
         )
         .select(list(SUBGRAPHS))
     )
+
+
+def _node_names(centre_df: pl.DataFrame, subgraphs: pl.DataFrame, names: pl.LazyFrame
+                ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(node ids = centres and pool neighbours, :data:`NODES` rows: every name of each node
+    that has one, preferred name first, then by name; sorted by cui)."""
     node_ids = pl.concat([
         centre_df,
         subgraphs.select(pl.col("neighbors").explode().struct.field("cui")).drop_nulls(),
@@ -106,17 +140,4 @@ def build_subgraphs(
         .select(list(NODES))
         .collect(engine="streaming")
     )
-    degree = subgraphs["degree"].to_numpy()
-    stats = {
-        "centres": centre_df.height,
-        "centres_without_neighbors": int((degree == 0).sum()),
-        "centres_with_fewer_than_max": int((degree < opts.max_neighbors).sum()),
-        "degree_median": float(np.median(degree)) if degree.size else 0.0,
-        "degree_max": int(degree.max()) if degree.size else 0,
-        "candidate_triples": cand.height,
-        "nodes": nodes.height,
-        "nodes_without_names": node_ids.height - nodes.height,
-        "options": {k: v for k, v in vars(opts).items()},
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    return subgraphs, nodes, stats
+    return node_ids, nodes

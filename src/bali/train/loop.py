@@ -128,21 +128,13 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
     start, rng = _begin(run_dir, record, backend, tcfg.steps, resume, world)
     log.info("rank %d/%d: first batch sentences %s", dist.rank(), world,
              data.sentence_indices(start * tcfg.grad_accum).tolist())
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(data, range(start * tcfg.grad_accum, len(data))),
-        batch_size=None, num_workers=tcfg.num_workers)
-    batches = iter(loader)  # draws a base seed from the global RNG: restore after this
-    if rng is not None:
-        set_rng_state(rng)
+    batches = _batches(data, start * tcfg.grad_accum, tcfg.num_workers, rng)
     bar = tqdm(total=tcfg.steps, initial=start, disable=not (progress and backend.is_main),
                desc="pretrain", unit="step")
     t_run, last, metrics_path = time.perf_counter(), None, run_dir / LIVE_METRICS
     with open(metrics_path, "a") as metrics:
         if check is not None and start == 0:  # the base model, for reference
-            t_val = time.perf_counter()
-            row = {"step": 0, **check()}
-            metrics.write(json.dumps(row | {"validate_s": round(time.perf_counter() - t_val, 2)})
-                          + "\n")
+            metrics.write(json.dumps(_validated({"step": 0}, check)) + "\n")
         for step in range(start + 1, tcfg.steps + 1):
             t0 = time.perf_counter()
             sums = _train_step(backend, batches, tcfg.grad_accum)
@@ -154,9 +146,7 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
             validating = bool(tcfg.validate_every) and (
                 step % tcfg.validate_every == 0 or step == tcfg.steps)
             if check is not None and validating:
-                t_val = time.perf_counter()
-                last.update(check())
-                last["validate_s"] = round(time.perf_counter() - t_val, 2)
+                last = _validated(last, check)
             if backend.is_main:
                 metrics.write(json.dumps(last) + "\n")
                 metrics.flush()
@@ -171,12 +161,35 @@ def pretrain(shards: Path, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig,
                     _log_progress(last, start, tcfg.steps)
     bar.close()
     if backend.is_main:
-        final = run_dir / "checkpoints" / f"step_{tcfg.steps}"
-        save_weights(backend.fp32_state_dict(final), run_dir / "model.safetensors")
-        shutil.copyfile(metrics_path, run_dir / "metrics.jsonl")
-        plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+        _finish(backend, run_dir, tcfg.steps)
     dist.barrier()
     return {"steps": tcfg.steps, "resumed_from": start, "last": last}
+
+
+def _batches(data: BatchDataset, first: int, num_workers: int, rng):
+    """Iterator over the batches ``first ..`` of ``data``; creating it draws a base seed from
+    the global RNG, so a resumed run's RNG states (``rng``) are restored after it."""
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data, range(first, len(data))),
+                                         batch_size=None, num_workers=num_workers)
+    batches = iter(loader)
+    if rng is not None:
+        set_rng_state(rng)
+    return batches
+
+
+def _validated(row: dict, check) -> dict:
+    """``row`` with the dev metrics of ``check()`` and ``validate_s``, its wall time."""
+    t_val = time.perf_counter()
+    out = row | check()
+    return out | {"validate_s": round(time.perf_counter() - t_val, 2)}
+
+
+def _finish(backend, run_dir: Path, steps: int) -> None:
+    """Rank 0: the final fp32 weights, ``metrics.jsonl`` and ``curves.png``."""
+    final = run_dir / "checkpoints" / f"step_{steps}"
+    save_weights(backend.fp32_state_dict(final), run_dir / "model.safetensors")
+    shutil.copyfile(run_dir / LIVE_METRICS, run_dir / "metrics.jsonl")
+    plot_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
 
 
 def _model_and_data_args(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: TrainConfig):
