@@ -58,6 +58,7 @@ CHANGES |= {
     "demo": (DEMO, 400, 8),
     "demo-batch16": (DEMO, 400, 16),
     "demo-lrlm2e-5": ([*DEMO, "--lr-lm", "2e-5"], 400, 8),
+    "demo-unlike": ([*DEMO, "--centre-name", "unlike-mention"], 400, 8),
 }
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 

@@ -48,5 +48,10 @@ class ModelConfig:
         "help": "g = centre input + zero-initialised GNN branch, so alignment starts from the "
         "centre's name vector (gat, sage); off = the paper's GNN output"})
     max_neighbors: int = field(default=3, metadata={"help": "neighbours sampled per step"})
+    centre_name: str = field(default="random", metadata={
+        "help": "name of a concept's centre node: random (the paper: any of its names) or "
+        "unlike-mention (a name other than the strings mentioning it in the batch, when the "
+        "concept has one: every such pair is then a synonym pair)",
+        "choices": ("random", "unlike-mention")})
     linear_max_length: int = field(default=128, metadata={
         "help": "token budget of a linearised subgraph (graph_encoder=linear)"})

@@ -70,7 +70,7 @@ class BatchDataset(torch.utils.data.Dataset):
                  linearize=None, relation_ids: list[np.ndarray] | None = None,
                  linear_max_length: int = 128, num_batches: int | None = None,
                  rank: int = 0, world: int = 1, dev_sentences: int = 0, split: str = "train",
-                 bucket: int = 0):
+                 bucket: int = 0, centre_name: str = "random"):
         self.shards = Path(shards)
         self._rows = {f: MappedIpc(self.shards / f"{f}.arrow")  # each checks its file
                       for f in ("sentences", "nodes", "names")}
@@ -81,6 +81,9 @@ class BatchDataset(torch.utils.data.Dataset):
         self.linear_max_length = linear_max_length
         self.rank, self.world = rank, world
         self.split = split
+        if centre_name not in ("random", "unlike-mention"):
+            raise OptionError(f"centre_name must be random or unlike-mention, not {centre_name}")
+        self.centre_name = centre_name
         self.pool = self.split_indices(len(self._rows["sentences"]), dev_sentences, seed)[split]
         self.per_epoch = len(self.pool) // batch_size
         if self.per_epoch == 0:
@@ -108,7 +111,7 @@ class BatchDataset(torch.utils.data.Dataset):
                    num_batches=tcfg.steps * tcfg.grad_accum if split == "train" else None,
                    rank=rank, world=world,
                    dev_sentences=tcfg.validate_sentences if tcfg.validate_every else 0,
-                   split=split, bucket=tcfg.bucket)
+                   split=split, bucket=tcfg.bucket, centre_name=mcfg.centre_name)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -180,8 +183,40 @@ class BatchDataset(torch.utils.data.Dataset):
                 keep[tok_batch, tok_pos] = True
             batch["input_ids"], batch["mlm_labels"] = mask_tokens(
                 input_ids, keep, sp.vocab_size, sp.mask, self.mlm_probability, gen)
-        batch.update(self._graph(batch["concept_nodes"].tolist(), rng))
+        avoid = self._mention_strings(input_ids, batch) \
+            if self.centre_name == "unlike-mention" else None
+        batch.update(self._graph(batch["concept_nodes"].tolist(), rng, avoid))
         return batch
+
+    @staticmethod
+    def _mention_strings(input_ids: torch.Tensor, batch: dict) -> list[set[tuple]]:
+        """Per batch concept, the token tuples of its mentions (before any masking)."""
+        concept = batch["entity_target"][batch["mention_entity"]].tolist()
+        out: list[set[tuple]] = [set() for _ in range(len(batch["concept_nodes"]))]
+        for c, b, s, e in zip(concept, batch["mention_batch"].tolist(),
+                              batch["mention_start"].tolist(), batch["mention_end"].tolist(),
+                              strict=True):
+            out[c].add(tuple(input_ids[b, s:e].tolist()))
+        return out
+
+    def _unlike(self, slot_name: np.ndarray, centre: list[int], count: np.ndarray,
+                flat: np.ndarray, avoid: list[set[tuple]], rng: np.random.Generator) -> None:
+        """Redraw, in place, each centre name that spells one of its concept's mentions in the
+        batch, uniformly among the concept's names that spell none (if it has any)."""
+        sp, first = self.special, np.cumsum(count) - count
+        names = self._rows["names"]
+
+        def bare(name_id: int) -> tuple:
+            ids = names.list_row("input_ids", int(name_id)).tolist()
+            return tuple(t for t in ids if t not in (sp.cls, sp.sep, sp.pad))
+
+        for c, slot in enumerate(centre):
+            if bare(slot_name[slot]) not in avoid[c]:
+                continue
+            other = [n for n in flat[first[slot]:first[slot] + count[slot]]
+                     if bare(n) not in avoid[c]]
+            if other:
+                slot_name[slot] = other[int(rng.integers(len(other)))]
 
     def _entities(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         """Mentions of sentences ``idx`` -> entities (sentence, node) and the batch's unique
@@ -201,8 +236,10 @@ class BatchDataset(torch.utils.data.Dataset):
                 "mention_end": torch.from_numpy(m_end), "mention_entity": m_entity,
                 "entity_target": target, "concept_nodes": concepts}
 
-    def _graph(self, concepts: list[int], rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Star subgraphs: slots, edges, and the distinct names of the slots."""
+    def _graph(self, concepts: list[int], rng: np.random.Generator,
+               avoid: list[set[tuple]] | None = None) -> dict[str, torch.Tensor]:
+        """Star subgraphs: slots, edges, and the distinct names of the slots (``avoid``: the
+        mention strings of each concept, for ``centre_name="unlike-mention"``)."""
         nodes = self._rows["nodes"]
         slot_node, src, dst, etype, centre = [], [], [], [], []
         for node, pool, rels in zip(concepts, nodes.rows("neighbor_nodes", concepts),
@@ -222,6 +259,8 @@ class BatchDataset(torch.utils.data.Dataset):
         count, flat = nodes.gather("name_ids", slot_node)
         draw = rng.integers(0, count, dtype=np.int64)
         slot_name = flat[np.cumsum(count) - count + draw]
+        if avoid is not None:
+            self._unlike(slot_name, centre, count, flat, avoid, rng)
         names, slot_name_idx = np.unique(slot_name, return_inverse=True)
         name_ids, name_mask = _pad(self._rows["names"].rows("input_ids", names),
                                    self.special.pad)
