@@ -25,8 +25,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="*", type=Path, help="BaliModel safetensors of the run")
     p.add_argument("--results", type=Path, default=Path("results"))
-    p.add_argument("--hard-names", type=int, default=16)
-    p.add_argument("--max-names", type=int, default=1024)
+    from bali.train.config import TrainConfig
+
+    cap = TrainConfig()  # the validation's own cap by default
+    p.add_argument("--hard-names", type=int, default=cap.validate_hard_names)
+    p.add_argument("--max-names", type=int, default=cap.validate_max_names)
     p.add_argument("--full", type=Path, help="exported model dir: also the full dictionary")
     args = p.parse_args()
     from safetensors.torch import load_file

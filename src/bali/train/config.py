@@ -45,9 +45,9 @@ class TrainConfig:
         "help": "dev mentions of the linking check (BioSyn .concept or PubTator)"})
     validate_max_mentions: int = field(default=1024, metadata={
         "help": "dev mentions drawn for the linking check"})
-    validate_max_names: int = field(default=1024, metadata={
+    validate_max_names: int = field(default=512, metadata={
         "help": "dictionary names drawn beside the dev mentions' gold names"})
-    validate_hard_names: int = field(default=8, metadata={
+    validate_hard_names: int = field(default=4, metadata={
         "help": "nearest names of each dev mention by TF-IDF, kept as hard distractors"})
     validate_sentences: int = field(default=32, metadata={
         "help": "training sentences held out for dev_align_acc (when validating)"})
