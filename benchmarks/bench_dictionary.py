@@ -11,16 +11,21 @@ absent), with a share of sentences carrying generated names so that matches are 
 Reports automaton build time, its memory (RSS growth), and annotation throughput in MB/s
 of text on one core (``annotate_dictionary``, the code the pipeline runs).
 
-``--compare`` also times, alternately in the same process on the same automaton, the
-automaton call alone (every overlapping match of every document, no post-processing: the
-floor) and the previous implementation (per document: the automaton call, then the word
-boundaries, leftmost-longest and the rows in Python), checks that it finds the same rows,
-and reports the best of ``--repeat`` runs of each with the load average before and after.
+``--compare`` also times, alternately in the same process, best of ``--repeat`` runs each,
+with the load average before and after: the automaton call alone on the haystacks the
+annotator searches (every overlapping match, no post-processing: the floor) and an earlier
+implementation, and checks that it finds the same rows. The earlier one is the module given
+by ``--previous`` (a copy of an earlier ``src/bali/text/dictionary.py``, e.g.
+``git show HEAD:src/bali/text/dictionary.py > /tmp/old_dictionary.py``; it builds its own
+automaton, and its automaton alone is timed too), else the per-document Python annotator
+kept here (``annotate_previous``: per document the automaton call, then the word boundaries,
+leftmost-longest and the rows in Python).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import os
 import resource
@@ -125,30 +130,64 @@ def annotate_previous(documents: pl.DataFrame, dictionary) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=MENTIONS)
 
 
-def automaton_only(documents: pl.DataFrame, dictionary) -> int:
-    """Every overlapping match of every lower-cased document; no post-processing."""
-    from bali.text.dictionary import _lower_same_length
+def load_previous(path: Path):
+    """The module of an earlier ``dictionary.py`` (imported under its own name)."""
+    spec = importlib.util.spec_from_file_location(f"previous_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
 
-    find = dictionary.automaton.find_matches_as_indexes
-    return sum(len(find(_lower_same_length(t), overlapping=True)) for t in documents["text"])
+
+def haystacks(docs: pl.DataFrame, dictionary) -> list:
+    """What the current annotator hands the automaton: per chunk, the marked UTF-8 bytes."""
+    from bali.text.dictionary import _chunks, _haystack
+
+    texts = docs["text"].to_list()
+    return [_haystack(texts[i:j], dictionary)[-1] for i, j in _chunks(texts)]
 
 
-def compare(docs: pl.DataFrame, dictionary, text_mb: float, repeat: int) -> dict:
-    """Best-of-``repeat`` seconds of the three, run alternately; the outputs must agree."""
+def previous_haystacks(docs: pl.DataFrame, module, dictionary) -> list[str]:
+    """What the previous (pre-marking) annotator hands its automaton: per chunk, the
+    lower-cased texts joined by the separator."""
+    from bali.text.dictionary import _chunks
+
+    texts = docs["text"].to_list()
+    return [dictionary.separator.join(map(module._lower_same_length, texts[i:j]))
+            for i, j in _chunks(texts)]
+
+
+def compare(docs: pl.DataFrame, dictionary, text_mb: float, repeat: int,
+            previous=None) -> dict:
+    """Best-of-``repeat`` seconds of each, run alternately; the annotators' rows must agree.
+    ``previous``: (module, its dictionary) of an earlier implementation."""
+    hay = haystacks(docs, dictionary)
+    find = dictionary.automaton.automaton.find_matches_as_indexes
+    runs = {"automaton_only": lambda: sum(len(find(h, overlapping=True)) for h in hay)}
+    if previous is not None:
+        module, prev = previous
+        prev_hay = previous_haystacks(docs, module, prev)
+        prev_find = prev.automaton.find_matches_as_indexes
+        runs["previous_automaton_only"] = lambda: sum(len(prev_find(h, overlapping=True))
+                                                      for h in prev_hay)
+        runs["previous"] = lambda: module.annotate_dictionary(docs, prev)
+    else:
+        runs["previous"] = lambda: annotate_previous(docs, dictionary)
+    runs["current"] = lambda: annotate_dictionary(docs, dictionary)
     load_before = os.getloadavg()
-    runs = {"automaton_only": automaton_only, "previous": annotate_previous,
-            "vectorised": annotate_dictionary}
     best = dict.fromkeys(runs, float("inf"))
     outputs = {}
     for _, (name, fn) in itertools.product(range(repeat), runs.items()):
         t = time.perf_counter()
-        outputs[name] = fn(docs, dictionary)
+        outputs[name] = fn()
         best[name] = min(best[name], time.perf_counter() - t)
-    if not outputs["previous"].equals(outputs["vectorised"]):
-        raise AssertionError("the vectorised annotator's rows differ from the previous one's")
-    out = {f"{k}_s": round(v, 2) for k, v in best.items()}
+    if not outputs["previous"].equals(outputs["current"]):
+        raise AssertionError("the current annotator's rows differ from the previous one's")
+    out = {f"{k}_s": round(v, 3) for k, v in best.items()}
     out |= {f"{k}_mb_per_s": round(text_mb / v, 2) for k, v in best.items()}
     out |= {"overlapping_matches": outputs["automaton_only"],
+            "previous_overlapping_matches": outputs.get("previous_automaton_only"),
+            "rows_equal": True, "previous": "--previous" if previous else "annotate_previous",
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     return out
@@ -163,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true",
                         help="also time the automaton alone and the previous implementation")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each with --compare")
+    parser.add_argument("--previous", type=Path, help="with --compare: an earlier "
+                        "dictionary.py to time against (default: annotate_previous here)")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
 
@@ -189,11 +230,18 @@ def main(argv: list[str] | None = None) -> int:
                "build_s": "build s", "automaton_rss_mb": "automaton RSS MB",
                "annotate_s": "annotate s", "mb_per_s_one_core": "MB/s (1 core)"}
     if args.compare:
-        result |= compare(docs, dictionary, text_mb, args.repeat)
+        previous = None
+        if args.previous:
+            module = load_previous(args.previous)
+            previous = module, module.build_dictionary(names, module.DictionaryOptions())
+        result |= compare(docs, dictionary, text_mb, args.repeat, previous)
         columns = {"text_mb": "text MB", "mentions": "mentions",
-                   "automaton_only_mb_per_s": "automaton alone MB/s",
-                   "previous_mb_per_s": "previous MB/s", "vectorised_mb_per_s": "vectorised MB/s",
                    "loadavg_before": "load avg before", "loadavg_after": "load avg after"}
+        if previous:
+            columns["previous_automaton_only_mb_per_s"] = "previous: automaton alone MB/s"
+        columns |= {"previous_mb_per_s": "previous MB/s",
+                    "automaton_only_mb_per_s": "current: automaton alone MB/s",
+                    "current_mb_per_s": "current MB/s"}
     result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     emit(result, columns, args.json)
     return 0

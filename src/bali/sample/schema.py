@@ -8,8 +8,9 @@ concept_counts  cui: str, candidates: u32 (sentences mentioning it before sampli
 subgraphs       cui: str (a concept of the sample), degree: u32 (neighbours after filters),
                 neighbors: list[struct{cui: str, relation: str, direction: str}] -- a seeded
                 random pool of up to ``pool_size`` neighbours in priority order (training
-                samples ``pretrain.max_neighbors`` of them per step); direction is ``out`` for an edge
-                (cui, r, n) and ``in`` for (n, r, cui); relation = relation_attr or relation
+                samples ``pretrain.max_neighbors`` of them per step); direction is ``out``
+                for an edge (cui, r, n) and ``in`` for (n, r, cui); relation = relation_attr
+                or relation
 nodes           cui: str, names: list[str] (every KG name, preferred first) for every concept
                 of the sample and every pool neighbour; sorted by cui (row index = node id)
 """
