@@ -381,6 +381,7 @@ def test_pipeline_summary_reads_each_stage(tmp_path):
     assert rows["sample"]["seconds"] == 0.5
     pre = rows["pretrain (m/gat)"]
     assert pre["counts"]["steps"] == 2 and pre["counts"]["samples/s"] == 5.0
+    assert pre["counts"]["loss (last 2)"] == 2.5  # the mean of the last steps, not the last
     assert pre["counts"]["dev Acc@1 base"] == 50.0 and pre["counts"]["best (step 2)"] == 55.0
     assert pre["seconds"] == 9.0
     md = "\n".join(summary_markdown(list(rows.values())))

@@ -106,8 +106,7 @@ def _pretrain_row(metrics: Path, logs: Path | None) -> dict:
     dev = [r for r in lines if "dev_acc1" in r]
     counts = {"steps": last.get("step"),
               "samples/s": round(sum(speed) / len(speed), 1) if speed else None,
-              "loss": last.get("loss"), "MLM": last.get("mlm_loss"),
-              "align": last.get("align_loss")}
+              **_final_losses(train)}
     if dev:
         best = max(dev[1:] or dev, key=lambda r: r["dev_acc1"])
         counts |= {"dev Acc@1 base": round(100 * dev[0]["dev_acc1"], 2),
@@ -115,6 +114,21 @@ def _pretrain_row(metrics: Path, logs: Path | None) -> dict:
     model, variant = metrics.parent.parent.name, metrics.parent.name
     wall = _wall(logs, f"pretrain/{model}/{variant}") or last.get("elapsed_s")
     return _row(f"pretrain ({model}/{variant})", counts, wall)
+
+
+def _final_losses(train: list[dict], window: int = 50) -> dict:
+    """Mean loss, MLM and alignment loss of the last ``window`` steps (``loss (last N)``, ...);
+    MLM over the steps that masked a token (a batch of all-mention sentences masks none and
+    logs 0)."""
+    tail = train[-window:]
+
+    def mean(key: str, keep=lambda v: True):
+        vals = [r[key] for r in tail if key in r and keep(r[key])]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    n = len(tail)
+    return {f"loss (last {n})": mean("loss"), "MLM": mean("mlm_loss", lambda v: v > 0),
+            "align": mean("align_loss")}
 
 
 def _duration(seconds: float | None) -> str:
