@@ -203,12 +203,10 @@ class BatchDataset(torch.utils.data.Dataset):
                 flat: np.ndarray, avoid: list[set[tuple]], rng: np.random.Generator) -> None:
         """Redraw, in place, each centre name that spells one of its concept's mentions in the
         batch, uniformly among the concept's names that spell none (if it has any)."""
-        sp, first = self.special, np.cumsum(count) - count
-        names = self._rows["names"]
+        first = np.cumsum(count) - count
 
         def bare(name_id: int) -> tuple:
-            ids = names.list_row("input_ids", int(name_id)).tolist()
-            return tuple(t for t in ids if t not in (sp.cls, sp.sep, sp.pad))
+            return tuple(self._bare_name(int(name_id)))
 
         for c, slot in enumerate(centre):
             if bare(slot_name[slot]) not in avoid[c]:
@@ -276,13 +274,15 @@ class BatchDataset(torch.utils.data.Dataset):
             out.update(self._linearized(slot_name.tolist(), src, dst, etype, centre))
         return out
 
+    def _bare_name(self, name_id: int) -> list[int]:
+        """Token ids of name ``name_id`` without [CLS], [SEP] and padding."""
+        sp = self.special
+        ids = self._rows["names"].list_row("input_ids", name_id).tolist()
+        return [t for t in ids if t not in (sp.cls, sp.sep, sp.pad)]
+
     def _linearized(self, slot_name, src, dst, etype, centre) -> dict[str, torch.Tensor]:
         """``[CLS] s_v [SEP] s_u r s_v [SEP] ...`` per concept (graph_encoder=linear)."""
-        sp = self.special
-
-        def bare(name_id: int) -> list[int]:
-            ids = self._rows["names"].list_row("input_ids", name_id).tolist()
-            return [t for t in ids if t not in (sp.cls, sp.sep, sp.pad)]
+        sp, bare = self.special, self._bare_name
 
         edges: dict[int, list] = {c: [] for c in centre}
         for s, d, t in zip(src, dst, etype, strict=True):
