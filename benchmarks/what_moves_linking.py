@@ -59,6 +59,9 @@ CHANGES |= {
     "demo-batch16": (DEMO, 400, 16),
     "demo-lrlm2e-5": ([*DEMO, "--lr-lm", "2e-5"], 400, 8),
     "demo-unlike": ([*DEMO, "--centre-name", "unlike-mention"], 400, 8),
+    # the losses' gradients balanced at step 0 (encoder grad norm: MLM ~20, alignment ~9)
+    "demo-mlm0.5": ([*DEMO, "--mlm-weight", "0.5"], 400, 8),
+    "demo-nomlm": ([*DEMO, "--mlm-weight", "0"], 400, 8),  # alignment alone: not BALI
 }
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
