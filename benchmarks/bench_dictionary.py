@@ -118,7 +118,7 @@ def annotate_previous(documents: pl.DataFrame, dictionary) -> pl.DataFrame:
             if start < last_end:
                 continue
             last_end = end
-            for cui in dictionary.cuis[idx]:
+            for cui in dictionary.concept_ids(idx):
                 rows["doc_id"].append(doc_id)
                 rows["start"].append(start)
                 rows["end"].append(end)
@@ -162,8 +162,8 @@ def compare(docs: pl.DataFrame, dictionary, text_mb: float, repeat: int,
     """Best-of-``repeat`` seconds of each, run alternately; the annotators' rows must agree.
     ``previous``: (module, its dictionary) of an earlier implementation."""
     hay = haystacks(docs, dictionary)
-    find = dictionary.automaton.automaton.find_matches_as_indexes
-    runs = {"automaton_only": lambda: sum(len(find(h, overlapping=True)) for h in hay)}
+    find = dictionary.automaton.find_marked
+    runs = {"automaton_only": lambda: sum(len(find(h)) for h in hay)}
     if previous is not None:
         module, prev = previous
         prev_hay = previous_haystacks(docs, module, prev)

@@ -60,7 +60,7 @@ def reference_rows(docs: pl.DataFrame, d, match) -> list[tuple]:
     rows = []
     for doc_id, text in docs.select("doc_id", "text").iter_rows():
         for start, end, idx in match(text):
-            for cui in d.cuis[idx]:
+            for cui in d.concept_ids(idx):
                 rows.append((doc_id, start, end, text[start:end], "concept",
                              [cui if ":" in cui else f"UMLS:{cui}"], cui, "dictionary"))
     return rows

@@ -66,7 +66,7 @@ def test_marked_automaton_matches_brute_force(seed, monkeypatch):
                         schema=DOCUMENTS)
     got = annotate_dictionary(docs, d)
     want = [(str(i), s, e, t[s:e], cui) for i, t in enumerate(texts)
-            for s, e, k in _brute_force(t, index) for cui in d.cuis[k]]
+            for s, e, k in _brute_force(t, index) for cui in d.concept_ids(k)]
     assert got.select("doc_id", "start", "end", "mention", "cui").rows() == want
     assert len(want) > 50
     for t in texts[:5]:

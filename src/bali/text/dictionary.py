@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,41 +131,26 @@ class DictionaryOptions:
     )
 
 
-class ConceptIds(Sequence):
-    """``ids[i]``: the tuple of concept ids of name ``i`` (read from the CSR arrays, which
-    :func:`annotate_dictionary` uses directly)."""
-
-    def __init__(self, ptr: np.ndarray, flat: pl.Series) -> None:
-        self._ptr, self._flat, self._list = ptr, flat, None
-
-    def __len__(self) -> int:
-        return self._ptr.size - 1
-
-    def __getitem__(self, i: int) -> tuple[str, ...]:
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        if self._list is None:
-            self._list = self._flat.to_list()
-        i %= len(self)
-        return tuple(self._list[self._ptr[i]:self._ptr[i + 1]])
-
-
 @dataclass
 class Dictionary:
     """An automaton over distinct lower-cased names and each name's concept ids.
 
-    ``cuis[i]`` are the concept ids of name ``i``; ``cui_ptr``/``cui_flat`` hold the same in
-    CSR form (name ``i``'s ids are ``cui_flat[cui_ptr[i]:cui_ptr[i + 1]]``). ``separator`` is
+    Name ``i``'s concept ids are ``cui_flat[cui_ptr[i]:cui_ptr[i + 1]]`` (CSR form; one
+    name's as a tuple: :meth:`concept_ids`). ``separator`` is
     a character that is neither a letter nor a digit and occurs in no name: documents are
     joined with it and searched in one automaton call."""
 
     automaton: WordStartAutomaton
-    cuis: ConceptIds
     names: int
     build_seconds: float
     cui_ptr: np.ndarray
     cui_flat: pl.Series
     separator: str
+
+    def concept_ids(self, i: int) -> tuple[str, ...]:
+        """The concept ids of name ``i``."""
+        a, b = int(self.cui_ptr[i]), int(self.cui_ptr[i + 1])
+        return tuple(self.cui_flat.slice(a, b - a).to_list())
 
 
 def build_dictionary(names: pl.DataFrame, opts: DictionaryOptions) -> Dictionary:
@@ -196,8 +180,7 @@ def build_dictionary(names: pl.DataFrame, opts: DictionaryOptions) -> Dictionary
     cui_flat = pairs["cui"]
     seconds = time.perf_counter() - t0
     log.info("dictionary: %d names -> automaton in %.1fs", keys.len(), seconds)
-    return Dictionary(automaton, ConceptIds(cui_ptr, cui_flat), keys.len(), seconds, cui_ptr,
-                      cui_flat, separator)
+    return Dictionary(automaton, keys.len(), seconds, cui_ptr, cui_flat, separator)
 
 
 # candidate document separators: control and private-use characters (never letters/digits)
@@ -243,7 +226,7 @@ def _match_chunk(texts: list[str], dictionary: Dictionary) -> tuple[np.ndarray, 
     lengths = np.fromiter(map(len, texts), np.int64, count=len(texts))
     offsets = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
     big, data, alnum, starts, marked = _haystack(texts, dictionary)
-    found = dictionary.automaton.automaton.find_matches_as_indexes(marked, overlapping=True)
+    found = dictionary.automaton.find_marked(marked)
     if not found:
         return tuple(np.zeros(0, np.int64) for _ in range(4))
     matches = np.fromiter(itertools.chain.from_iterable(found), np.int64, count=3 * len(found))

@@ -60,14 +60,15 @@ def char_offsets(data: np.ndarray):
 
 
 class WordStartAutomaton:
-    """The Aho-Corasick automaton over the UTF-8 names with their word starts marked.
+    """The Aho-Corasick automaton (``BytesAhoCorasick``) over the UTF-8 names with their word
+    starts marked.
 
-    ``find_matches_as_indexes(text, overlapping)`` takes a lower-cased text, as
-    ``ahocorasick_rs.AhoCorasick`` does, and returns ``(name index, start, end)`` (character
-    offsets) of the matches of the lower-cased names in it, leaving out those of names that
-    begin with an ASCII letter and start inside a word (the character before is a letter or a
-    digit), which no word-bounded match does. The annotator calls ``automaton`` (a
-    ``BytesAhoCorasick``) on the marked UTF-8 bytes itself."""
+    :meth:`find_marked` searches bytes already marked by :func:`mark_word_starts` (the
+    annotator marks each chunk once). :meth:`find_matches_as_indexes` takes a lower-cased
+    text, as ``ahocorasick_rs.AhoCorasick`` does, and returns ``(name index, start, end)``
+    (character offsets) of the matches of the lower-cased names in it, leaving out those of
+    names that begin with an ASCII letter and start inside a word (the character before is a
+    letter or a digit), which no word-bounded match does."""
 
     def __init__(self, keys: list[str], separator: str) -> None:
         joined = utf8_bytes(separator.join(keys))
@@ -75,6 +76,10 @@ class WordStartAutomaton:
         self.automaton = ahocorasick_rs.BytesAhoCorasick(
             marked.split(separator.encode()) if keys else [],
             matchkind=ahocorasick_rs.MatchKind.Standard)
+
+    def find_marked(self, marked: np.ndarray) -> list[tuple[int, int, int]]:
+        """Every overlapping ``(name index, start, end)`` (byte offsets) in ``marked``."""
+        return self.automaton.find_matches_as_indexes(marked, overlapping=True)
 
     def find_matches_as_indexes(self, haystack: str,
                                 overlapping: bool = False) -> list[tuple[int, int, int]]:
