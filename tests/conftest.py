@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BALI_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow (Snakefile, rules, configs, profiles, envs) into ``dest``."""
+    for name in WORKFLOW_FILES:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """``{rule: jobs}`` of the "Job stats" table that ``snakemake -n`` prints."""
+    table = stdout.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", table, re.M)}
 
 
 @pytest.fixture

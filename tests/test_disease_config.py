@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, SHARED_DATA, copy_workflow, job_counts
 
 from bali.config import validate_config
 
@@ -55,17 +54,14 @@ def test_disease_dag_builds(config, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
-    for name in ["Snakefile", "workflow", "config", "profiles", "envs"]:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_workflow(work)
     path = os.pathsep.join([str(ROOT / ".venv" / "bin"), os.path.dirname(sys.executable),
                             os.environ["PATH"]])
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile",
                            "config/disease.yaml"], cwd=work, env=os.environ | {"PATH": path},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stderr + proc.stdout)[-3000:]
-    table = proc.stdout.split("Job stats:")[1].split("total")[0]
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", table, re.M)}
+    counts = job_counts(proc.stdout)
     shards = len(config["text"]["corpus"])
     assert counts["read_corpus"] == counts["annotate"] == shards == 6
     assert counts["pretrain"] == 1 and counts["evaluate_bc5cdr-disease"] == 2  # base and gat

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT
+from conftest import copy_workflow
 from test_pretrain import setup  # noqa: F401  (the tiny shards and BERT)
 
 pytestmark = pytest.mark.workflow
@@ -85,9 +85,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def work(setup, tmp_path_factory):  # noqa: F811
     shards, model_dir = setup
     work = tmp_path_factory.mktemp("mp")
-    for name in ["Snakefile", "workflow", "config", "profiles", "envs"]:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_workflow(work)
     shutil.copytree(model_dir, work / "tiny-bert")
     shutil.copytree(shards, work / "results/shards/minilm")
     (work / "logs/pretrain/minilm").mkdir(parents=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, copy_workflow, job_counts
 
 from bali.config import validate_config
 from bali.grid import eval_jobs, pretrain_runs
@@ -24,9 +23,7 @@ pytestmark = pytest.mark.workflow
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
     work = tmp_path_factory.mktemp("paper")
-    for name in ["Snakefile", "workflow", "config", "profiles", "envs"]:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_workflow(work)
     subprocess.run([sys.executable, str(ROOT / "workflow/scripts/make_paper_standins.py"),
                     "--out", str(work)], check=True, capture_output=True)
     return work
@@ -46,8 +43,7 @@ def snakemake_dry(work: Path, *args: str, path: tuple[Path, ...] = (),
 
 
 def dry_run(work: Path, *args: str) -> dict[str, int]:
-    table = snakemake_dry(work, *args).split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+(\d+)$", table, re.M)}
+    return job_counts(snakemake_dry(work, *args))
 
 
 def test_full_paper_dag(standin):

@@ -12,12 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import ROOT, conso, rel, sty, write_meta
+from conftest import conso, copy_workflow, job_counts, rel, sty, write_meta
 
 from bali.kg.schema import TABLES
 
 pytestmark = pytest.mark.workflow
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "envs"]
 # the demo DAG with a reduced pretraining (the full demo trains 200 steps); quick.yaml is
 # written by the workdir fixture and merged over config/config.yaml
 QUICK = ["--configfile", "config/config.yaml", "quick.yaml"]
@@ -36,9 +35,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
-    for name in WORKFLOW_FILES:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    copy_workflow(work)
     (work / "quick.yaml").write_text(yaml.safe_dump(
         {"pretrain": {"steps": 4, "batch_size": 4, "checkpoint_every": 2}}))
     return work
@@ -126,11 +123,9 @@ def test_changed_pretraining_reruns_only_what_depends_on_it(workdir):
     (workdir / "steps.yaml").write_text(yaml.safe_dump({"pretrain": {"steps": 5}}))
     out = snakemake(workdir, "-n", "--configfile", "config/config.yaml", "quick.yaml",
                     "steps.yaml").stdout
-    jobs = dict(line.split() for line in out.split("Job stats:")[1].split("total")[0]
-                .splitlines()[3:] if line.strip())
-    assert jobs == {"pretrain": "1", "export": "1", "model_card": "1",
-                    "evaluate_hpo-synonyms": "1", "evaluate_hpo-geometry": "1", "report": "1",
-                    "all": "1"}
+    assert job_counts(out) == {"pretrain": 1, "export": 1, "model_card": 1,
+                               "evaluate_hpo-synonyms": 1, "evaluate_hpo-geometry": 1,
+                               "report": 1, "all": 1}
 
 
 def test_changed_option_reruns_build_kg(workdir):
