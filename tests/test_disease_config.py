@@ -1,5 +1,5 @@
-"""config/disease.yaml: valid, its DAG builds on ../shared/data, and no training text comes
-from a BC5CDR dev or test document."""
+"""config/disease.yaml: valid, its DAG builds on ../shared/data (validating on the refined dev
+split), and no training text comes from a BC5CDR dev or test document."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_disease_dag_builds(config, tmp_path):
     copy_workflow(work)
     path = os.pathsep.join([str(ROOT / ".venv" / "bin"), os.path.dirname(sys.executable),
                             os.environ["PATH"]])
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--configfile",
                            "config/disease.yaml"], cwd=work, env=os.environ | {"PATH": path},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stderr + proc.stdout)[-3000:]
@@ -65,3 +65,9 @@ def test_disease_dag_builds(config, tmp_path):
     shards = len(config["text"]["corpus"])
     assert counts["read_corpus"] == counts["annotate"] == shards == 6
     assert counts["pretrain"] == 1 and counts["evaluate_bc5cdr-disease"] == 2  # base and gat
+    # validation reads the dev split refined as the test: by the train split (not by the dev
+    # split itself) and the dictionary
+    command = re.search(r"bali pretrain .*", proc.stdout).group(0)
+    seen = re.search(r"--validate-seen (\S+) --", command).group(1)
+    assert seen.endswith("bc5cdr-disease/train.concept")
+    assert "--validate-filter-dictionary" in command and "--validate-match exact" in command

@@ -49,7 +49,7 @@ def _concatenated(shards: list[dict]) -> dict:
 def _loss(shard: dict, training: bool = True):
     """BaliModel.align_loss on leaf copies of the shard: (loss, {name: grad})."""
     stub = types.SimpleNamespace(cfg=ModelConfig(), alignment=InfoNCELoss(), training=training)
-    stub.neighbor_negatives = lambda b, x: BaliModel.neighbor_negatives(stub, b, x)
+    stub.hard_negatives = lambda b, x: BaliModel.hard_negatives(stub, b, x)
     leaves = {k: shard[k].clone().requires_grad_() for k in ("text", "graph", "x")}
     loss = BaliModel.align_loss(stub, leaves["text"], leaves["graph"], shard["batch"],
                                 leaves["x"])

@@ -158,3 +158,39 @@ def test_dev_dictionary_keeps_gold_hard_and_random_names(setup, tmp_path):
     both = DevLinking(tmp_path / "d.txt", tmp_path / "m.concept", tok, 3, 10, 0, hard_names=2)
     assert both.dictionary.height == 5 and set(hard.dictionary["name"]) <= set(
         both.dictionary["name"])
+
+
+def test_dev_mentions_are_refined_as_the_test_when_asked(setup, tmp_path):
+    """validate_seen / validate_filter_dictionary: the dev rows a train mention or a dictionary
+    name spells are dropped, then duplicates, and each removal is counted."""
+    from transformers import AutoTokenizer
+
+    from bali.train.validate import DevLinking
+
+    _, model_dir = setup
+    (tmp_path / "d.txt").write_text("C0||alpha fever|alpha fevers\nC1||beta syndrome\n"
+                                    "C2||gamma cells\n")
+    rows = [("alpha fever", "C0"),        # a dictionary name
+            ("Alpha feverish", "C0"),     # kept
+            ("Alpha feverish", "C0"),     # duplicate of the row above
+            ("beta syndromes", "C1"),     # a train mention: seen
+            ("Beta syndromes", "C1"),     # seen under casefold only
+            ("gamma cell", "-1"),         # no id
+            ("the gamma cells", "C2")]    # kept
+    (tmp_path / "dev.concept").write_text(
+        "".join(f"d||0|0||T||{m}||{i}\n" for m, i in rows))
+    (tmp_path / "train.concept").write_text("t||0|0||T||beta syndromes||C1\n")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+
+    def mentions(**kw) -> tuple[list[str], dict]:
+        d = DevLinking(tmp_path / "d.txt", tmp_path / "dev.concept", tok, 0, 10, 0, **kw)
+        return d.mentions["mention"].to_list(), d.counts
+
+    plain, counts = mentions()
+    assert len(plain) == 6 and counts == {"dev_mentions": 6}
+    got, counts = mentions(seen=(tmp_path / "train.concept",), filter_dictionary=True)
+    assert got == ["Alpha feverish", "Beta syndromes", "the gamma cells"]
+    assert counts == {"dev_without_id": 1, "dev_seen": 1, "dev_in_dictionary": 1,
+                      "dev_duplicates": 1, "dev_mentions": 3}
+    got, _ = mentions(seen=(tmp_path / "train.concept",), match="casefold")
+    assert got == ["alpha fever", "Alpha feverish", "the gamma cells"]

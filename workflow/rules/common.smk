@@ -150,7 +150,23 @@ def validation_files(model, variant):
         raise ValueError(f"config pretrain.validate.benchmark: {bench!r} must be an "
                          "evaluate.benchmarks entry with inputs.dictionary and a dev split")
     files = benchmark_files(bench, {"dev": spec["dev"], **spec["inputs"]})
-    return {"validate_dictionary": files["dictionary"], "validate_mentions": files["dev"]}
+    out = {"validate_dictionary": files["dictionary"], "validate_mentions": files["dev"]}
+    if validate.get("refine", True):  # the dev split refined by the test's seen files
+        seen = files.get("seen", [])
+        out["validate_seen"] = [p for p in ([seen] if isinstance(seen, str) else seen)
+                                if p != files["dev"]]
+    return out
+
+
+def validation_refinement(model, variant):
+    """{validate_match, validate_filter_dictionary}: the benchmark's own refinement options,
+    applied to the dev split unless pretrain.validate.refine is false."""
+    validate = pretrain_options(config, model, variant).get("validate", {})
+    if not validation_files(model, variant) or not validate.get("refine", True):
+        return {}
+    opts = config["evaluate"]["benchmarks"][validate["benchmark"]].get("options", {})
+    return {"validate_match": opts.get("match", "exact"),
+            "validate_filter_dictionary": bool(opts.get("filter_dictionary", False))}
 
 
 def pretrain_args(wildcards):
@@ -158,8 +174,10 @@ def pretrain_args(wildcards):
     options = pretrain_options(config, wildcards.model, wildcards.variant)
     options |= {"seed": config["seed"], "model": checkpoint(config, wildcards.model)}
     validate = options.pop("validate", {})
-    options |= {f"validate_{k}": v for k, v in validate.items() if k != "benchmark"}
+    options |= {f"validate_{k}": v for k, v in validate.items()
+                if k not in ("benchmark", "refine")}
     options |= validation_files(wildcards.model, wildcards.variant)
+    options |= validation_refinement(wildcards.model, wildcards.variant)
     return cli_flags(options, skip=("gpus",))
 
 

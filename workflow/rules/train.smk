@@ -6,9 +6,11 @@ rule pretrain:
     input:
         shards=f"{RESULTS}/shards/{{model}}/sentences.arrow",
         meta=f"{RESULTS}/shards/{{model}}/meta.json",
-        validation=lambda wildcards: list(
-            validation_files(wildcards.model, wildcards.variant).values()
-        ),
+        validation=lambda wildcards: [
+            f
+            for v in validation_files(wildcards.model, wildcards.variant).values()
+            for f in ([v] if isinstance(v, str) else v)
+        ],
     output:
         weights=f"{RESULTS}/pretrain/{{model}}/{{variant}}/model.safetensors",
         metrics=f"{RESULTS}/pretrain/{{model}}/{{variant}}/metrics.jsonl",

@@ -12,7 +12,10 @@ Forward pass on a batch of :mod:`bali.train.data`:
    encodes each concept's linearised subgraph ``[CLS] s_v [SEP] s_u r s_v [SEP] ...``
    (mean pooled).
 4. ``L = mlm_weight * L_MLM + align_weight * L_align(e, g, target)``; a weight of 0 skips the
-   term (the -MLM / -align ablations).
+   term (the -MLM / -align ablations). InfoNCE may take hard negatives beside the batch's
+   concept rows: the name vectors of the neighbour slots (``neighbor_negatives``) and of the
+   lexical slots (``lexical_negatives``, :mod:`bali.train.negatives`), each never a negative of
+   an entity of its own node.
 """
 
 from __future__ import annotations
@@ -83,12 +86,14 @@ class BaliModel(nn.Module):
         x = names[batch["slot_name"]]
         return self.graph(x, batch["edge_index"], batch["edge_type"], batch["centre"]), x
 
-    def neighbor_negatives(self, batch: dict, x: torch.Tensor
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hard negatives: ``(vectors [K, d], node ids [K])`` of the neighbour slots' names."""
-        is_neighbor = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        is_neighbor[batch["centre"]] = False
-        return x[is_neighbor], batch["slot_node"][is_neighbor]
+    def hard_negatives(self, batch: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(vectors [K, d], node ids [K])`` of the slots' names used as extra negatives: the
+        neighbour slots (``neighbor_negatives``) and the lexical ones (``lexical_slot``)."""
+        keep = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        keep[batch["centre"]] = False
+        if not self.cfg.neighbor_negatives:
+            keep &= batch.get("lexical_slot", torch.zeros_like(keep))
+        return x[keep], batch["slot_node"][keep]
 
     def align_loss(self, text: torch.Tensor, graph: torch.Tensor, batch: dict,
                    x: torch.Tensor | None) -> torch.Tensor:
@@ -97,8 +102,9 @@ class BaliModel(nn.Module):
         (positives and allowed negatives by concept id, :mod:`bali.distributed`)."""
         target = batch["entity_target"]
         infonce = self.cfg.alignment == "infonce"
-        neighbors = self.neighbor_negatives(batch, x) if (  # InfoNCE over node slots only
-            infonce and self.cfg.neighbor_negatives and x is not None) else None
+        wanted = self.cfg.neighbor_negatives or self.cfg.lexical_negatives
+        neighbors = self.hard_negatives(batch, x) if (  # InfoNCE over node slots only
+            infonce and wanted and x is not None) else None
         if not (infonce and self.cfg.align_gather and self.training and dist.world() > 1):
             extra = {} if neighbors is None else {
                 "negatives": neighbors[0],

@@ -41,6 +41,10 @@ class ModelConfig:
     neighbor_negatives: bool = field(default=True, metadata={
         "help": "InfoNCE: the name vectors of the batch's graph neighbours are extra "
         "text->graph negatives (hard negatives; not in the paper; infonce with a GNN only)"})
+    lexical_negatives: int = field(default=0, metadata={
+        "help": "InfoNCE: per batch concept, the k names of other concepts nearest to its "
+        "names by TF-IDF of character 3-grams (bali.train.negatives) as extra text->graph "
+        "negatives; 0 = none (not in the paper; infonce with a GNN only)"})
     align_gather: bool = field(default=True, metadata={
         "help": "InfoNCE under data parallelism: all-gather text and graph vectors across "
         "ranks (with gradient), so negatives span the global batch; no effect in one process"})

@@ -49,5 +49,13 @@ class TrainConfig:
         "help": "dictionary names drawn beside the dev mentions' gold names"})
     validate_hard_names: int = field(default=4, metadata={
         "help": "nearest names of each dev mention by TF-IDF, kept as hard distractors"})
+    validate_seen: tuple[str, ...] = field(default=(), metadata={
+        "help": "mention files whose texts refine the dev mentions as the test is refined "
+        "(bali.evaluate.el_zeroshot.refine: the benchmark's train split, never the dev split "
+        "itself); none = the dev mentions as they are"})
+    validate_match: str = field(default="exact", metadata={
+        "help": "text comparison of that refinement", "choices": ("exact", "casefold")})
+    validate_filter_dictionary: bool = field(default=False, metadata={
+        "help": "the refinement also drops dev mentions spelled as a dictionary name"})
     validate_sentences: int = field(default=32, metadata={
         "help": "training sentences held out for dev_align_acc (when validating)"})

@@ -25,8 +25,11 @@ An *entity* is one (sentence, concept) pair; its mentions pool together. The con
 the batch are unique (``concepts``): a concept mentioned by several sentences has one star
 subgraph and all its entities are positives of it. Each concept's star has its own node
 slots (centre + up to ``max_neighbors`` pool neighbours sampled without replacement), so
-message passing never leaks between stars. The names of all slots are deduplicated, so each
-distinct name is encoded once per batch.
+message passing never leaks between stars. With ``lexical`` (:mod:`bali.train.negatives`),
+the lexical confusers of the batch's concepts follow as extra slots without edges
+(``lexical_slot``; owner node in ``slot_node``; one slot per distinct name not already a slot),
+the model's hard negatives. The names of all slots are deduplicated, so each distinct name is
+encoded once per batch.
 """
 
 from __future__ import annotations
@@ -70,8 +73,10 @@ class BatchDataset(torch.utils.data.Dataset):
                  linearize=None, relation_ids: list[np.ndarray] | None = None,
                  linear_max_length: int = 128, num_batches: int | None = None,
                  rank: int = 0, world: int = 1, dev_sentences: int = 0, split: str = "train",
-                 bucket: int = 0, centre_name: str = "random"):
+                 bucket: int = 0, centre_name: str = "random",
+                 lexical: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
         self.shards = Path(shards)
+        self.lexical = lexical  # (ptr, names, owners): bali.train.negatives
         self._rows = {f: MappedIpc(self.shards / f"{f}.arrow")  # each checks its file
                       for f in ("sentences", "nodes", "names")}
         self.special, self.batch_size, self.seed = special, batch_size, seed
@@ -100,7 +105,9 @@ class BatchDataset(torch.utils.data.Dataset):
     @classmethod
     def from_configs(cls, shards, mcfg, tcfg, special: SpecialIds, *, split: str = "train",
                      rank: int = 0, world: int = 1, linearize=None,
-                     relation_ids: list[np.ndarray] | None = None) -> BatchDataset:
+                     relation_ids: list[np.ndarray] | None = None,
+                     lexical: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                     ) -> BatchDataset:
         """The dataset of a run (``bali.train.config.ModelConfig`` / ``TrainConfig``):
         ``tcfg.steps * tcfg.grad_accum`` train batches, or every dev batch."""
         return cls(shards, special, batch_size=tcfg.batch_size, seed=tcfg.seed,
@@ -111,7 +118,8 @@ class BatchDataset(torch.utils.data.Dataset):
                    num_batches=tcfg.steps * tcfg.grad_accum if split == "train" else None,
                    rank=rank, world=world,
                    dev_sentences=tcfg.validate_sentences if tcfg.validate_every else 0,
-                   split=split, bucket=tcfg.bucket, centre_name=mcfg.centre_name)
+                   split=split, bucket=tcfg.bucket, centre_name=mcfg.centre_name,
+                   lexical=lexical)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -259,6 +267,15 @@ class BatchDataset(torch.utils.data.Dataset):
         slot_name = flat[np.cumsum(count) - count + draw]
         if avoid is not None:
             self._unlike(slot_name, centre, count, flat, avoid, rng)
+        lexical = np.zeros(len(slot_node), dtype=bool)
+        if self.lexical is not None:  # extra slots outside every star (no edge, no draw)
+            ptr, l_names, l_owners = self.lexical
+            pick = np.concatenate([np.arange(ptr[v], ptr[v + 1]) for v in concepts])
+            pick = pick[~np.isin(l_names[pick], slot_name)]
+            l_name, first = np.unique(l_names[pick], return_index=True)
+            slot_node.extend(l_owners[pick][first].tolist())
+            slot_name = np.concatenate([slot_name, l_name])
+            lexical = np.concatenate([lexical, np.ones(l_name.size, dtype=bool)])
         names, slot_name_idx = np.unique(slot_name, return_inverse=True)
         name_ids, name_mask = _pad(self._rows["names"].rows("input_ids", names),
                                    self.special.pad)
@@ -270,6 +287,8 @@ class BatchDataset(torch.utils.data.Dataset):
             "edge_type": torch.tensor(etype, dtype=torch.long),
             "centre": torch.tensor(centre, dtype=torch.long),
         }
+        if self.lexical is not None:
+            out["lexical_slot"] = torch.from_numpy(lexical)
         if self.linearize is not None:
             out.update(self._linearized(slot_name.tolist(), src, dst, etype, centre))
         return out

@@ -200,12 +200,37 @@ def _model_and_data_args(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: Trai
     model = build_model(mcfg, len(relations))
     if tcfg.compile:
         model.lm.base_model.compile(dynamic=True)
-    linearize = relation_ids = None
+    linearize = relation_ids = lexical = None
     if model.linearized:
         from bali.model.graph import linearize
 
         relation_ids = _relation_token_ids(meta["tokenizer_dir"], relations)
-    return model, dict(special=special, linearize=linearize, relation_ids=relation_ids)
+    elif mcfg.lexical_negatives and mcfg.alignment == "infonce":
+        lexical = _lexical_confusers(shards, meta["tokenizer_dir"], mcfg.lexical_negatives)
+    return model, dict(special=special, linearize=linearize, relation_ids=relation_ids,
+                       lexical=lexical)
+
+
+def _lexical_confusers(shards: Path, tokenizer_dir: str, k: int):
+    """:func:`bali.train.negatives.lexical_confusers` of the shards' mentioned nodes, over
+    the shards' names (decoded from their tokens)."""
+    from transformers import AutoTokenizer
+
+    from bali.shards import MappedIpc
+    from bali.train.negatives import lexical_confusers
+
+    t0 = time.perf_counter()
+    names, nodes = (MappedIpc(shards / f"{f}.arrow") for f in ("names", "nodes"))
+    texts = AutoTokenizer.from_pretrained(tokenizer_dir).batch_decode(
+        names.rows("input_ids", np.arange(len(names))), skip_special_tokens=True)
+    count, flat = nodes.gather("name_ids", np.arange(len(nodes)))
+    ptr = np.concatenate([[0], np.cumsum(count)])
+    sentences = MappedIpc(shards / "sentences.arrow")
+    mentioned = sentences.gather("mention_node", np.arange(len(sentences)))[1]
+    out = lexical_confusers(texts, ptr, flat, mentioned, k)
+    log.info("lexical negatives: %d names for %d mentioned nodes (k=%d) in %.1f s",
+             out[1].size, np.unique(mentioned).size, k, time.perf_counter() - t0)
+    return out
 
 
 def _begin(run_dir: Path, record: dict, backend, steps: int, resume: bool, world: int):
@@ -267,9 +292,10 @@ def _validation(shards: Path, meta: dict, mcfg: ModelConfig, tcfg: TrainConfig,
         linking = DevLinking(tcfg.validate_dictionary, tcfg.validate_mentions,
                              AutoTokenizer.from_pretrained(meta["tokenizer_dir"]),
                              tcfg.validate_max_names, tcfg.validate_max_mentions, tcfg.seed,
-                             tcfg.validate_hard_names)
-        log.info("dev linking: %d mentions, %d names", len(linking),
-                 linking.dictionary.height)
+                             tcfg.validate_hard_names, tcfg.validate_seen, tcfg.validate_match,
+                             tcfg.validate_filter_dictionary)
+        log.info("dev linking: %d mentions, %d names (dev refinement: %s)", len(linking),
+                 linking.dictionary.height, linking.counts)
     dev = BatchDataset.from_configs(shards, mcfg, tcfg, **data_args, split="dev") \
         if tcfg.validate_sentences else None
     batches = [dev[i] for i in range(len(dev))] if dev is not None else []

@@ -6,7 +6,10 @@ Every ``validate_every`` steps the loop logs three dev metrics to ``metrics.json
   :mod:`bali.evaluate.el_zeroshot`, mean pooling, cosine) of the dev mentions
   (``validate_mentions``, a BioSyn ``.concept`` or PubTator file) against a capped dictionary
   (``validate_dictionary``). The cap keeps validation cheap: at most ``validate_max_mentions``
-  dev mentions (seeded draw), and as dictionary every name of their gold concepts, the
+  dev mentions (seeded draw; with ``validate_seen`` / ``validate_filter_dictionary`` drawn
+  from the dev mentions refined as the test is, :func:`bali.evaluate.el_zeroshot.refine`, so
+  that a dev split full of mentions seen in training does not hide what the refined test
+  measures), and as dictionary every name of their gold concepts, the
   ``validate_hard_names`` nearest names of each dev mention by BioSyn's sparse score (TF-IDF
   of character 1-2-grams, :func:`bali.evaluate.el_biosyn.fit_sparse`; the lexical confusers a
   full-dictionary search meets first), and at most ``validate_max_names`` other names
@@ -46,14 +49,23 @@ class DevLinking:
     encodes (:func:`bali.evaluate.el_zeroshot.encode`, mean pooling)."""
 
     def __init__(self, dictionary: str | Path, mentions: str | Path, tokenizer,
-                 max_names: int, max_mentions: int, seed: int, hard_names: int = 0):
-        from bali.evaluate.el_zeroshot import read_dictionary, read_mentions
+                 max_names: int, max_mentions: int, seed: int, hard_names: int = 0,
+                 seen: tuple[str | Path, ...] = (), match: str = "exact",
+                 filter_dictionary: bool = False):
+        from bali.evaluate.el_zeroshot import read_dictionary, read_mentions, refine
 
-        dev = read_mentions(mentions).filter(pl.col("ids").list.len() > 0)
+        names = read_dictionary(dictionary).with_row_index("row")
+        counts: dict[str, int] = {}
+        dev = read_mentions(mentions)
+        dev = refine(dev, [read_mentions(p) for p in seen], names, match=match,
+                     filter_dictionary=filter_dictionary, stats=counts) \
+            if seen or filter_dictionary else dev.filter(pl.col("ids").list.len() > 0)
+        #: what the refinement removed (dev_seen, dev_in_dictionary, ...) and what is left
+        self.counts = {k.replace("test_", "dev_"): v for k, v in counts.items()} | {
+            "dev_mentions": dev.height}
         rng = np.random.default_rng([seed, 31337])
         if dev.height > max_mentions:
             dev = dev[np.sort(rng.choice(dev.height, max_mentions, replace=False)).tolist()]
-        names = read_dictionary(dictionary).with_row_index("row")
         gold = dev["ids"].explode().unique()
         is_gold = names["ids"].list.eval(pl.element().is_in(gold.implode())).list.any()
         keep = names.filter(is_gold)["row"].to_numpy()
