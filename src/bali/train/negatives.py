@@ -11,9 +11,7 @@ negative). They are the names a nearest-name search over the dictionary meets fi
 "Recurrent spontaneous abortion" for "Spontaneous abortion", so InfoNCE learns to separate
 what zero-shot linking confuses (``ModelConfig.lexical_negatives``; not in the paper).
 BioSyn's character 1-2-grams (:func:`bali.evaluate.el_biosyn.fit_sparse`) made the mining of
-the demo's 7,145 mentioned nodes over 41,958 names take 54 s instead of 24 s, and rank long
-names of unrelated words high (their letters and letter pairs overlap), e.g. "aortic
-atherosclerotic lesion" for "therapeutic abortion".
+the demo's 7,145 mentioned nodes over 41,958 names take 54 s instead of 24 s.
 
 The result is CSR over all nodes: ``ptr [V+1]`` and, per node in score order, ``names`` (name
 ids) with ``owners`` (the node owning each), empty for nodes not asked for.
