@@ -66,6 +66,9 @@ CHANGES |= {
     "demo-1200": (DEMO, 1200, 8),
     # the k names of other concepts that read most like the batch concept's (bali.train.negatives)
     "demo-lexical8": ([*DEMO, "--lexical-negatives", "8"], 400, 8),
+    # the demo itself under other training seeds (batches, masking, neighbours, new weights)
+    "demo-seed1": ([*DEMO, "--seed", "1"], 400, 8),
+    "demo-seed2": ([*DEMO, "--seed", "2"], 400, 8),
 }
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
