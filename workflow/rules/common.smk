@@ -161,10 +161,10 @@ def validation_files(model, variant):
 def validation_refinement(model, variant):
     """{validate_match, validate_filter_dictionary}: the benchmark's own refinement options,
     applied to the dev split unless pretrain.validate.refine is false."""
-    validate = pretrain_options(config, model, variant).get("validate", {})
-    if not validation_files(model, variant) or not validate.get("refine", True):
-        return {}
-    opts = config["evaluate"]["benchmarks"][validate["benchmark"]].get("options", {})
+    if "validate_seen" not in validation_files(model, variant):
+        return {}  # no validation, or validate.refine: false
+    bench = pretrain_options(config, model, variant)["validate"]["benchmark"]
+    opts = config["evaluate"]["benchmarks"][bench].get("options", {})
     return {"validate_match": opts.get("match", "exact"),
             "validate_filter_dictionary": bool(opts.get("filter_dictionary", False))}
 

@@ -46,9 +46,9 @@ def lexical_confusers(texts: list[str], name_ptr: np.ndarray, name_flat: np.ndar
     owner = name_owners(name_ptr, name_flat, len(texts))
     nodes = np.unique(np.asarray(nodes, dtype=np.int64))
     count = name_ptr[nodes + 1] - name_ptr[nodes]
-    query_node = np.repeat(nodes, count)
-    query_name = name_flat[np.concatenate([np.arange(name_ptr[v], name_ptr[v + 1])
-                                           for v in nodes])] if nodes.size else np.empty(0, int)
+    query_node = np.repeat(nodes, count)  # one query per name of each asked node
+    query_name = name_flat[np.repeat(name_ptr[nodes], count)
+                           + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
     ptr = np.zeros(n_nodes + 1, dtype=np.int64)
     if k <= 0 or query_name.size == 0:
         return ptr, np.empty(0, np.int64), np.empty(0, np.int64)
