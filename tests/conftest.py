@@ -102,3 +102,17 @@ def make_tiny_bert(model_dir: Path, texts: list[str], vocab_size: int = 300) -> 
 def tiny_bert(tmp_path):
     """``tiny_bert(texts)`` -> directory of a tiny random BERT (see :func:`make_tiny_bert`)."""
     return lambda texts, vocab_size=300: make_tiny_bert(tmp_path / "tiny-bert", texts, vocab_size)
+
+
+def text_shard(directory: Path, sentences, deleted: tuple[str, ...] = ()) -> Path:
+    """Write a text shard as the text stage leaves it (``sentences.parquet``,
+    ``documents.parquet`` with the sentences' doc ids, ``deleted_pmids.txt``); returns it."""
+    import polars as pl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    sentences.write_parquet(directory / "sentences.parquet")
+    docs = sentences.select("doc_id").unique(maintain_order=True)
+    docs.with_columns(title=pl.lit("t"), text=pl.lit("t")).write_parquet(
+        directory / "documents.parquet")
+    (directory / "deleted_pmids.txt").write_text("".join(f"{d}\n" for d in deleted))
+    return directory

@@ -146,6 +146,19 @@ def test_bad_line_names_file_and_line(tmp_path, line, what):
     assert str(err.value).startswith(f"{path}:2: {what}")
 
 
+def test_empty_or_missing_dump_file_is_one_clear_error(tmp_path):
+    from bali.cli import main
+
+    empty = tmp_path / "pubmed22n0006.json"
+    empty.write_text("")
+    for path, what in ((empty, "file is empty"), (tmp_path / "gone.json", "not found")):
+        with pytest.raises(BaliInputError, match=what) as err:
+            read_bern2_dump(path)
+        assert str(err.value).startswith(str(path))
+    assert main(["text", "read", "--input", str(empty), "--format", "bern2-dump", "--out",
+                 str(tmp_path / "d.parquet")]) != 0
+
+
 def write_kg(kg: Path, mentions: pl.DataFrame) -> None:
     """A KG whose xrefs map every id of ``mentions`` that has a prefix to its own concept."""
     ids = sorted({i for ids in mentions["source_ids"] for i in ids})
@@ -191,7 +204,7 @@ def test_generated_dump_reads_back(shared_data, tmp_path):
     shared_data("bern2/pubmed_abstracts_1k.jsonl")
     out = tmp_path / "pubmed22n0001.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gen_bern2_dump.py"), "--docs", "1500",
+        [sys.executable, str(ROOT / "benchmarks" / "text" / "gen_bern2_dump.py"), "--docs", "1500",
          "--out", str(out), "--bad-spans", "0.01"],
         capture_output=True, text=True, check=True, timeout=120,
         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})

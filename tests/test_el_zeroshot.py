@@ -119,7 +119,7 @@ def test_refine_rejects_an_unknown_match():
 def test_refined_counts_on_bc5cdr(shared_data):
     """Paper (Tutubalina et al. 2020, Table 1): 657 disease / 425 chemical. Here (train+dev
     seen, '-1' dropped; disease with MEDIC, chemical with the train/dev mentions as
-    dictionary) per (match, filter_dictionary); see README 'Counts on ../shared/data'."""
+    dictionary) per (match, filter_dictionary); see benchmarks/README.md, row el-bc5cdr."""
     el = shared_data("el")
     medic = read_dictionary(el / "medic_06Jul2012.txt")
     counts = {}

@@ -226,15 +226,18 @@ def test_truncated_or_malformed_obo(tmp_path, tail, fragment, line):
     assert info.value.line == line
 
 
-def test_complete_last_line_without_newline_is_accepted(tmp_path):
-    """A hand-edited file may lack the final newline: accepted when its last line is
-    complete (a plain value, a def/synonym with its closing quote and [xrefs])."""
-    path = tmp_path / "ok.obo"
-    for last in ("name: alpha", 'synonym: "DIL" EXACT []', 'def: "text." [PMID:1] {a="b"}'):
+def test_last_line_without_newline_is_refused(tmp_path):
+    """A cut inside a plain value reads like a whole line: with no final newline (which
+    every OBO writer leaves) the file is refused, however complete its last line looks."""
+    path = tmp_path / "cut.obo"
+    for last in ("name: angios", 'synonym: "DIL" EXACT []', 'def: "text." [PMID:1] {a="b"}'):
         path.write_text(f"[Term]\nid: A:1\n{last}")
+        with pytest.raises(BaliInputError, match="no final newline") as info:
+            list(parse_obo(path))
+        assert info.value.line == 3
+        path.write_text(f"[Term]\nid: A:1\n{last}\n")
         [term] = list(parse_obo(path))
         assert term.id == "A:1"
-    assert term.definition == "text."
 
 
 def test_real_obo_files_cut_mid_line_are_rejected(shared_data, tmp_path):

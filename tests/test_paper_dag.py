@@ -52,7 +52,11 @@ def test_full_paper_dag(standin):
     counts = dry_run(standin)
     assert counts["pretrain"] == counts["export"] == len(runs) == 21  # Tables 2, 5, 6
     assert counts["tokenize"] == 5 and counts["build_kg"] == 1 and counts["report"] == 1
-    assert counts["read_corpus"] == counts["annotate"] == 3  # one job per PubMed file
+    # one job per BERN2 dump file (config/paper.yaml reads the dump), one merge
+    assert counts["read_corpus"] == counts["annotate"] == counts["sample_shard"] == 3
+    assert counts["sample_sentences"] == 1
+    assert sorted(p.name for p in (standin / "resources/bern2").iterdir()) == [
+        f"pubmed22n{i:04d}.json" for i in (1, 2, 3)]
     for bench in config["evaluate"]["benchmarks"]:
         assert counts[f"evaluate_{bench}"] == sum(j[0] == bench for j in jobs)
     assert counts["evaluate_pubmedqa"] == 22 * 10  # (3 base + 19 runs) x 10 seeds

@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc
 import pytest
+from conftest import text_shard
 
 from bali.cli import main
 from bali.kg.schema import EDGES
@@ -160,11 +161,11 @@ def test_cli_stages_kg_sample_subgraphs_tokenize(tmp_path, caplog, capsys):
         pl.struct(pl.element().struct.field("start"), pl.element().struct.field("end"),
                   cui=pl.lit("X:") + pl.element().struct.field("cui").str.slice(1).cast(
                       pl.Int64).cast(pl.String))))
-    sentences.write_parquet(tmp_path / "sentences.parquet")
+    text_shard(tmp_path / "text" / "s0", sentences)
     kg, out = tmp_path / "kg", tmp_path / "sample"
     argvs = [
         ["kg", "obo", "--obo", str(obo), "--out-dir", str(kg)],
-        ["sample", "--sentences", str(tmp_path / "sentences.parquet"), "--kg-dir", str(kg),
+        ["sample", "--text-dir", str(tmp_path / "text"), "--shards", "s0", "--kg-dir", str(kg),
          "--out-dir", str(out), "--k", "2"],
         ["subgraphs", "--counts", str(out / "concept_counts.parquet"), "--kg-dir", str(kg),
          "--out-dir", str(out)],

@@ -7,15 +7,11 @@ import random
 import numpy as np
 import polars as pl
 import pytest
+from conftest import text_shard
 
 from bali.io import BaliInputError
-from bali.sample.balanced import (
-    SampleOptions,
-    draw_priorities,
-    draw_union,
-    sample_sentences,
-    string_hash,
-)
+from bali.sample.balanced import SampleOptions, draw_union, sample_sentences
+from bali.sample.priority import draw_priorities, string_hash
 from bali.sample.schema import CONCEPT_COUNTS, NODES, SAMPLE, SUBGRAPHS
 from bali.sample.subgraphs import SubgraphOptions, build_subgraphs
 from bali.text.schema import SENTENCES
@@ -190,7 +186,7 @@ def test_byte_identical_across_thread_counts(tmp_path):
     rnd = random.Random(3)
     cuis = [f"C{i:07d}" for i in range(300)]
     spec = {f"d{i // 5}/{i % 5}": rnd.sample(cuis, rnd.randint(1, 4)) for i in range(3000)}
-    corpus(spec).write_parquet(tmp_path / "sentences.parquet")
+    text_shard(tmp_path / "text" / "s0", corpus(spec))
     kg = tmp_path / "kg"
     kg.mkdir()
     pl.DataFrame({"cui": cuis, "preferred_name": cuis,
@@ -209,7 +205,7 @@ def test_byte_identical_across_thread_counts(tmp_path):
     for threads in ("1", "2"):
         out = tmp_path / f"out{threads}"
         env = os.environ | {"POLARS_MAX_THREADS": threads}
-        for argv in (["sample", "--sentences", str(tmp_path / "sentences.parquet")],
+        for argv in (["sample", "--text-dir", str(tmp_path / "text"), "--shards", "s0"],
                      ["subgraphs", "--counts", str(out / "concept_counts.parquet")]):
             subprocess.run([sys.executable, "-m", "bali", *argv, "--kg-dir", str(kg),
                             "--out-dir", str(out)], check=True, env=env, capture_output=True)
@@ -332,8 +328,8 @@ def test_union_strategy_cli_and_bad_strategy(tmp_path):
                          SampleOptions(strategy="random"))
     cuis = [f"C{i:07d}" for i in range(50)]
     rnd = random.Random(1)
-    corpus({f"d{i}/0": rnd.sample(cuis, 3) for i in range(400)}).write_parquet(
-        tmp_path / "sentences.parquet")
+    text_shard(tmp_path / "text" / "s0",
+               corpus({f"d{i}/0": rnd.sample(cuis, 3) for i in range(400)}))
     (tmp_path / "kg").mkdir()
     pl.DataFrame({"cui": cuis, "preferred_name": cuis, "semantic_types": [[] for _ in cuis]},
                  schema={"cui": pl.String, "preferred_name": pl.String,
@@ -345,8 +341,8 @@ def test_union_strategy_cli_and_bad_strategy(tmp_path):
     samples = []
     for threads in ("1", "2"):
         out = tmp_path / f"out{threads}"
-        proc = subprocess.run([sys.executable, "-m", "bali", "sample", "--sentences",
-                               str(tmp_path / "sentences.parquet"), "--kg-dir",
+        proc = subprocess.run([sys.executable, "-m", "bali", "sample", "--text-dir",
+                               str(tmp_path / "text"), "--shards", "s0", "--kg-dir",
                                str(tmp_path / "kg"), "--out-dir", str(out),
                                "--strategy", "union", "--k", "2"], check=True,
                               capture_output=True, text=True,

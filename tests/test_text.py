@@ -77,7 +77,7 @@ def test_pubtator_padded_mentions_are_accepted_and_counted(tmp_path):
     assert [(m["mention"], m["start"], m["end"]) for m in mentions] == [
         ("Aspirin", 0, 7), ("gout", 14, 18), ("pain", 25, 29)]
     assert all(doc["text"][m["start"]:m["end"]] == m["mention"] for m in mentions)
-    assert stats == {"mentions": 3, "padded_mentions": 2}
+    assert stats == {"mentions": 3, "padded_mentions": 2, "skipped_relation_lines": 0}
     pt.write_text("1|t|Aspirin helps gout.\n1|a|Less pain.\n"
                   "1\t0\t7\t Aspirin \tChemical\tD001241\n"
                   "1\t8\t13\t help \tChemical\tD001241\n")  # "helps": a true mismatch
@@ -293,16 +293,24 @@ def test_pubtator_non_integer_offset_is_an_error_not_a_relation(tmp_path):
     # real relation lines (BC5CDR CID; BioRED-style with a numeric gene id) are still skipped
     pt.write_text(head + "1\t0\t7\tAspirin\tChemical\tD001241\n1\tCID\tD001241\tD006073\n"
                   "1\tAssociation\t7157\tD001241\tNovel\n")
-    [(_, mentions)] = list(iter_pubtator(pt))
-    assert len(mentions) == 1
+    stats: dict = {}
+    [(_, mentions)] = list(iter_pubtator(pt, stats=stats))
+    assert len(mentions) == 1 and stats["skipped_relation_lines"] == 2
+    # a word for an offset reads as a relation line: skipped, and counted with them
+    pt.write_text(head + "1\tzero\t7\tAspirin\tChemical\tD001241\n")
+    stats = {}
+    [(_, mentions)] = list(iter_pubtator(pt, stats=stats))
+    assert mentions == [] and stats == {"mentions": 0, "padded_mentions": 0,
+                                        "skipped_relation_lines": 1}
 
 
 def test_pubmed_update_deletes_from_earlier_shards(tmp_path):
     """Baseline + update in the real layout, through ``bali text read`` and ``bali text
-    sentences`` and the sample stage's merge: the update's DeleteCitation PMIDs leave the
-    baseline's sentences, an updated article replaces its baseline version."""
+    sentences`` and the sample stage's reading of the shards: the update's DeleteCitation
+    PMIDs leave the baseline's sentences, an updated article replaces its baseline version."""
     from bali.cli import main
     from bali.sample.balanced import load_sentences
+    from bali.sample.supersede import dead_versions, text_shards
 
     base = tmp_path / "pubmed25n0001.xml.gz"
     base.write_bytes(gzip.compress(_pubmed(
@@ -317,35 +325,21 @@ def test_pubmed_update_deletes_from_earlier_shards(tmp_path):
         _delete("12", "14")).encode()))
     empty = tmp_path / "mentions.parquet"
     pl.DataFrame(schema=MENTIONS).write_parquet(empty)
-    shards = {"base": tmp_path / "base", "update": tmp_path / "update"}
-    for out, path in ((shards["base"], base), (shards["update"], update)):
-        assert main(["text", "read", "--input", str(path), "--out", str(out / "docs.parquet"),
+    for name, path in (("base", base), ("update", update)):
+        out = tmp_path / "text" / name
+        assert main(["text", "read", "--input", str(path), "--out",
+                     str(out / "documents.parquet"),
                      "--deleted-out", str(out / "deleted_pmids.txt")]) == 0
-    for name, later in (("base", ["update"]), ("update", [])):
-        out = shards[name]
-        deleted_by = [str(shards[s] / "deleted_pmids.txt") for s in later]
-        assert main(["text", "sentences", "--documents", str(out / "docs.parquet"),
+        assert main(["text", "sentences", "--documents", str(out / "documents.parquet"),
                      "--mentions", str(empty), "--out", str(out / "sentences.parquet"),
-                     "--stats", str(out / "stats.json"), "--deleted-by", *deleted_by]) == 0
-    assert (shards["update"] / "deleted_pmids.txt").read_text() == "12\n14\n"
-    assert pl.read_parquet(shards["update"] / "docs.parquet")["doc_id"].to_list() == ["11"]
-    assert json.loads((shards["base"] / "stats.json").read_text())[
-        "deleted_documents_dropped"] == 1
-    merged = load_sentences([shards[s] / "sentences.parquet" for s in ("base", "update")])
+                     "--stats", str(out / "stats.json")]) == 0
+    shards = text_shards(tmp_path / "text", ["base", "update"])
+    assert shards[1].deleted.read_text() == "12\n14\n"
+    assert pl.read_parquet(shards[1].documents)["doc_id"].to_list() == ["11"]
+    assert dead_versions(shards).rows() == [(0, "11"), (0, "12")]
+    # one hash partition per document id: the same answer
+    assert dead_versions(shards, docs_per_pass=1).rows() == [(0, "11"), (0, "12")]
+    merged = load_sentences(shards)
     titles = merged.filter(pl.col("sentence_id") == 0).sort("doc_id").collect()
     assert titles.select("doc_id", "text").rows() == [("11", "New title."),
                                                       ("13", "Kept as is.")]
-
-
-def test_later_pubmed_shards_follow_sorted_names(tmp_path):
-    from pathlib import Path
-
-    from bali.text.readers import later_pubmed_shards
-
-    shards = {"pubmed25n1275": Path("u/pubmed25n1275.xml.gz"),
-              "pubmed25n0001": Path("b/pubmed25n0001.xml.gz"), "notes": Path("n/notes.jsonl")}
-    cfg = {"format": "auto", "annotator": "dictionary"}
-    assert later_pubmed_shards(shards, "pubmed25n0001", cfg) == ["pubmed25n1275"]
-    assert later_pubmed_shards(shards, "notes", cfg) == ["pubmed25n0001", "pubmed25n1275"]
-    assert later_pubmed_shards(shards, "pubmed25n1275", cfg) == []
-    assert later_pubmed_shards(shards, "notes", cfg | {"format": "jsonl"}) == []

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 from bali.config import cli_flags, validate_config
@@ -80,6 +81,31 @@ def corpus_shards():
 
 
 SHARDS = corpus_shards()
+SAMPLE_ARGS = cli_flags(config["sample"] | {"seed": config["seed"]})
+
+
+def sample_inputs(wildcards):
+    """The merge's inputs: every shard's text index (documents, DeleteCitation list) and,
+    for union, its bali sample-shard reduction; for greedy, its sentences."""
+    names = sorted(SHARDS)
+    files = {f: expand(f"{RESULTS}/text/{{shard}}/{f}", shard=names)
+             for f in ("documents.parquet", "deleted_pmids.txt")}
+    if config["sample"]["strategy"] == "union":
+        files["reductions"] = expand(f"{RESULTS}/sample/shards/{{shard}}/reduction.json",
+                                     shard=names)
+    files["sentences"] = expand(f"{RESULTS}/text/{{shard}}/sentences.parquet", shard=names)
+    return {k.split(".")[0]: v for k, v in files.items()}
+
+
+def sample_command():
+    """`bali sample-merge ...` (union) or `bali sample ...` (greedy), with the shard names in
+    sorted order: a later shard's copy of a document wins (names, not paths, keep the
+    command short at 1,000+ shards)."""
+    names = " ".join(shlex.quote(n) for n in sorted(SHARDS))
+    common = f"--text-dir {RESULTS}/text --shards {names}"
+    if config["sample"]["strategy"] == "union":
+        return f"sample-merge {common} --reductions-dir {RESULTS}/sample/shards"
+    return f"sample {common}"
 
 
 def pipeline_stats():

@@ -1,9 +1,37 @@
 """Sampling stage: balanced sentences, neighbour-capped subgraphs, tokenized shards."""
 
 
+rule sample_shard:
+    input:
+        sentences=f"{RESULTS}/text/{{shard}}/sentences.parquet",
+        concepts=f"{RESULTS}/kg/concepts.parquet",
+    output:
+        bottom=f"{RESULTS}/sample/shards/{{shard}}/bottomk.parquet",
+        counts=f"{RESULTS}/sample/shards/{{shard}}/counts.parquet",
+        meta=f"{RESULTS}/sample/shards/{{shard}}/reduction.json",
+    params:
+        args=SAMPLE_ARGS,
+        kg_dir=parent_dir_of_input("concepts"),
+        out_dir=parent_dir("meta"),
+        code=code_digest("sample"),
+    log:
+        f"{LOGS}/sample_shard/{{shard}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/sample_shard/{{shard}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/bali.yaml"
+    shell:
+        "bali sample-shard --sentences {input.sentences} --kg-dir {params.kg_dir} "
+        "--out-dir {params.out_dir} {params.args} > {log} 2>&1"
+
+
 rule sample_sentences:
     input:
-        sentences=expand(f"{RESULTS}/text/{{shard}}/sentences.parquet", shard=sorted(SHARDS)),
+        unpack(sample_inputs),
         concepts=f"{RESULTS}/kg/concepts.parquet",
     output:
         sample=f"{RESULTS}/sample/sample.parquet",
@@ -23,7 +51,9 @@ rule sample_sentences:
             labels={"result": "sentences per concept (plot)"},
         ),
     params:
-        args=cli_flags(config["sample"] | {"seed": config["seed"]}),
+        # union: merge the per-shard draws; greedy: one job over every candidate
+        command=sample_command(),
+        args=SAMPLE_ARGS,
         kg_dir=parent_dir_of_input("concepts"),
         out_dir=parent_dir("sample"),
         code=code_digest("sample"),
@@ -34,12 +64,12 @@ rule sample_sentences:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=120,
     conda:
         "../../envs/bali.yaml"
     shell:
-        "bali sample --sentences {input.sentences} --kg-dir {params.kg_dir} "
-        "--out-dir {params.out_dir} {params.args} > {log} 2>&1"
+        "bali {params.command} --kg-dir {params.kg_dir} --out-dir {params.out_dir} "
+        "{params.args} > {log} 2>&1"
 
 
 rule build_subgraphs:

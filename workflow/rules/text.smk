@@ -1,7 +1,7 @@
-"""Text stage, one job per corpus file (shard): read -> annotate -> sentences."""
-
-from bali.text.readers import later_pubmed_shards
-
+"""Text stage, one job per corpus file (shard): read -> annotate -> sentences. A shard's jobs
+read its own file only: revisions and deletions by later files are resolved by the sample
+stage's merge (bali.sample.supersede), so a new update file adds its own jobs and reruns the
+merge, nothing else."""
 
 rule read_corpus:
     input:
@@ -75,11 +75,6 @@ rule split_sentences:
     input:
         documents=f"{RESULTS}/text/{{shard}}/documents.parquet",
         mentions=f"{RESULTS}/text/{{shard}}/mentions.parquet",
-        # PubMed DeleteCitation lists of the later shards: those PMIDs leave this shard
-        deleted_by=lambda wildcards: [
-            f"{RESULTS}/text/{name}/deleted_pmids.txt"
-            for name in later_pubmed_shards(SHARDS, wildcards.shard, config["text"])
-        ],
     output:
         sentences=f"{RESULTS}/text/{{shard}}/sentences.parquet",
         stats=report(
@@ -103,5 +98,4 @@ rule split_sentences:
         "../../envs/bali.yaml"
     shell:
         "bali text sentences --documents {input.documents} --mentions {input.mentions} "
-        "--out {output.sentences} --stats {output.stats} --deleted-by {input.deleted_by} "
-        "> {log} 2>&1"
+        "--out {output.sentences} --stats {output.stats} > {log} 2>&1"

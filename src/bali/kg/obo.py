@@ -45,7 +45,6 @@ HPOA_ASPECTS = {
 _SYNONYM = re.compile(r'^"((?:[^"\\]|\\.)*)"\s*(EXACT|RELATED|BROAD|NARROW)?\s*([^\s\[]+)?')
 _UNESCAPE = re.compile(r"\\(.)")
 _QUOTED = re.compile(r'^"((?:[^"\\]|\\.)*)"')
-_XREF_LIST = re.compile(r'^"(?:[^"\\]|\\.)*"[^\[]*\[[^\]]*\]')
 
 
 @dataclass
@@ -80,7 +79,9 @@ def parse_obo(path: str | Path) -> Iterator[OboTerm]:
     Raises BaliInputError (file:line) for an empty file, non-UTF-8 bytes, a line that is
     neither ``[Stanza]``, ``tag: value``, a ``!`` comment nor blank, a stanza without ``id:``,
     a ``def:``/``synonym:`` whose text is not a closed quoted string, a file with no stanza
-    at all, and a truncated file (see :func:`_ends_mid_line`).
+    at all, and a file without a final newline (cut mid-line: a cut inside a plain value
+    such as ``name: angios`` cannot be told from a whole line, and every OBO writer,
+    OWLAPI/ROBOT, fastobo, OBO-Edit, ends the file with a newline).
     """
     p = check_input_file(path)
     stanzas = 0
@@ -122,36 +123,15 @@ def parse_obo(path: str | Path) -> Iterator[OboTerm]:
                     tags.append((tag, value.strip(), lineno))
                 elif tag == "default-namespace":
                     default_namespace = value.strip()
-            if raw and not raw.endswith("\n") and _ends_mid_line(raw.strip()):
-                raise BaliInputError(p, "file ends mid-line (no final newline, last line "
-                                     "incomplete): truncated?", lineno)
+            if raw and not raw.endswith("\n"):  # every OBO writer ends with a newline
+                raise BaliInputError(p, "file ends mid-line (no final newline): truncated? "
+                                     "If the file is whole, add the final newline", lineno)
             if (term := finish(kind, start, tags)) is not None:
                 yield term
     except UnicodeDecodeError as err:
         raise BaliInputError(p, "bytes that are not UTF-8", first_non_utf8_line(p)) from err
     if stanzas == 0:
         raise BaliInputError(p, "no stanza found: not an OBO file?")
-
-
-def _ends_mid_line(line: str) -> bool:
-    """Whether ``line``, the last of a file without a final newline, is visibly cut.
-
-    OBO has no end marker and every writer (OWLAPI/ROBOT, fastobo, OBO-Edit) ends the file
-    with a newline, so a missing one hints at a cut; but a hand-edited file may lack it, so
-    the last line is rejected only if it is also incomplete: a ``tag:`` with no value, a
-    ``def:``/``synonym:`` without its closing quote and ``[xrefs]`` list (both required by
-    the OBO 1.2/1.4 grammar), or an unclosed ``{qualifiers}`` block. A cut inside a plain
-    value (``name: angios``) or at a line boundary cannot be told from a complete file.
-    """
-    if line.startswith(("!", "[")):  # a comment, or a header (checked already)
-        return False
-    tag, _, value = line.partition(":")
-    value = value.split(" !", 1)[0].strip()
-    if not value or value.count("{") > value.count("}"):
-        return True
-    if tag in ("def", "synonym"):
-        return _XREF_LIST.match(value) is None
-    return False
 
 
 def _quoted(path: Path, tag: str, value: str, lineno: int) -> re.Match:

@@ -42,10 +42,11 @@ import numpy as np
 import polars as pl
 
 from bali.errors import OptionError
-from bali.io import BaliInputError, scan_table
+from bali.io import BaliInputError
 from bali.progress import Progress
+from bali.sample.priority import draw_priorities, mix, sentence_keys, string_hash
 from bali.sample.schema import CONCEPT_COUNTS, SAMPLE
-from bali.text.schema import SENTENCES
+from bali.sample.supersede import TextShard, dead_versions, live_sentences
 
 
 @dataclass(frozen=True)
@@ -61,18 +62,22 @@ class SampleOptions:
         "help": "'union': each concept draws <= k of its sentences independently, the sample "
                 "is the union (the authors' sampler); 'greedy': a sentence counts for every "
                 "concept it mentions (fewer sentences)", "choices": ("union", "greedy")})
+    slack: int = field(default=10, metadata={
+        "help": "union, sharded: pairs a shard keeps per concept beyond k, so that a later "
+                "revision or deletion rarely forces the merge to re-read the shard"})
+    docs_per_pass: int = field(default=250_000, metadata={
+        "help": "document ids held at once when resolving revisions and deletions"})
 
 
-def load_sentences(paths: Sequence[str | Path]) -> pl.LazyFrame:
-    """Concatenate sentence shards; a doc_id present in several shards (PubMed updates)
-    keeps the sentences of the last shard in ``paths`` order."""
-    if not paths:
+def load_sentences(shards: Sequence[TextShard], docs_per_pass: int = 250_000
+                   ) -> pl.LazyFrame:
+    """The live sentences of the text shards (:mod:`bali.sample.supersede`: a document in a
+    later shard, or deleted by one, leaves the earlier shards)."""
+    if not shards:
         raise BaliInputError("<sentences>", "no sentence shard given")
-    frames = [scan_table(p, SENTENCES).with_columns(_shard=pl.lit(i, pl.UInt32))
-              for i, p in enumerate(paths)]
-    lf = pl.concat(frames)
-    last = lf.group_by("doc_id").agg(pl.col("_shard").max())
-    return lf.join(last, on=["doc_id", "_shard"], how="semi").drop("_shard")
+    dead = dead_versions(shards, docs_per_pass)
+    return pl.concat([live_sentences(s, dead.filter(pl.col("shard") == i)["doc_id"])
+                      for i, s in enumerate(shards)])
 
 
 def greedy_balance(
@@ -110,68 +115,6 @@ def greedy_balance(
 
 
 _PROGRESS_BLOCK = 1 << 14  # concepts per progress report of the greedy pass
-
-
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
-
-
-def string_hash(values: pl.Series, seed: int) -> np.ndarray:
-    """Seeded 64-bit hash of each string from its UTF-8 bytes, vectorised (a polynomial over
-    the bytes, then splitmix64): the same on every platform and library version, unlike
-    polars' ``hash``. Works through ``_HASH_CHUNK`` strings at a time."""
-    seed_key = _mix(np.array([seed], dtype=np.int64).astype(np.uint64) + _M2)
-    out = np.empty(values.len(), dtype=np.uint64)
-    for lo in range(0, values.len(), _HASH_CHUNK):
-        out[lo:lo + _HASH_CHUNK] = _polynomial(values.slice(lo, _HASH_CHUNK))
-    return _mix(out ^ seed_key)
-
-
-_HASH_CHUNK = 1 << 20
-
-
-def _polynomial(values: pl.Series) -> np.ndarray:
-    import pyarrow as pa
-
-    arr = values.cast(pl.String).to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string())
-    if arr.null_count:
-        raise ValueError("string_hash: null values")
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data = (np.frombuffer(data_buf, np.uint8)[offsets[0]:offsets[-1]] if data_buf is not None
-            else np.zeros(0, np.uint8))
-    offsets = offsets - offsets[0]
-    lengths = np.diff(offsets)
-    pos = np.arange(data.size, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    powers = np.cumprod(np.full(max(int(lengths.max(initial=0)), 1), _GOLDEN, np.uint64))
-    terms = (data.astype(np.uint64) + np.uint64(1)) * powers[pos]
-    sums = np.concatenate(([np.uint64(0)], np.cumsum(terms, dtype=np.uint64)))
-    poly = sums[offsets[1:]] - sums[offsets[:-1]]
-    return _mix((poly ^ lengths.astype(np.uint64)) + _GOLDEN)
-
-
-def _sentence_keys(doc_ids: pl.Series, sentence_ids: pl.Series) -> np.ndarray:
-    ids = sentence_ids.cast(pl.Int64).to_numpy().astype(np.uint64)
-    return _mix(string_hash(doc_ids, 1) ^ (ids * _GOLDEN))
-
-
-def draw_priorities(pairs: pl.DataFrame, seed: int) -> np.ndarray:
-    """The union draw's priority of each (cui, doc_id, sentence_id) row: a 64-bit hash of
-    (seed, cui, doc_id, sentence_id)."""
-    return _mix(string_hash(pairs["cui"], seed)
-                ^ _sentence_keys(pairs["doc_id"], pairs["sentence_id"]))
 
 
 def draw_union(pairs: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
@@ -213,22 +156,23 @@ def sample_sentences(
         raise OptionError(f"strategy must be 'union' or 'greedy', not {opts.strategy!r}")
     with Progress("sample", unit="concept") as bar:
         t0 = time.perf_counter()
-        base, pairs, not_kg = _candidate_pairs(sentences, kg_nodes, opts)
+        base, pairs, not_kg = candidate_pairs(sentences, kg_nodes, opts)
         cand, concept_ids, sc = _integer_ids(pairs, opts)
         bar.set_total(concept_ids.height)
         bar.set_postfix(f"{cand.height:,} candidate sentences")
         t1 = time.perf_counter()
         chosen, count, candidates = _balance(sc, cand, concept_ids, opts, bar.update)
         balance_s = time.perf_counter() - t1
-        sample = _sample_table(base, pairs, cand, chosen)
+        sample = sample_table(base, pairs, cand.filter(pl.Series(chosen)))
         counts = concept_ids.select(
             "cui",
             candidates=pl.Series(candidates.astype(np.uint32)),
             sampled=pl.Series(count.astype(np.uint32)),
         ).select(list(CONCEPT_COUNTS))
-        stats = _sample_stats(opts, count, candidates, chosen,
-                              after_filter=base.select(pl.len()).collect().item(),
-                              n_concepts=concept_ids.height, not_kg=not_kg) | {
+        stats = sample_stats(opts, count, candidates, candidate_sentences=cand.height,
+                             sampled_sentences=int(chosen.sum()),
+                             after_filter=base.select(pl.len()).collect().item(),
+                             not_kg=not_kg) | {
             "balance_seconds": round(balance_s, 2),
             "seconds": round(time.perf_counter() - t0, 2),
         }
@@ -238,7 +182,7 @@ def sample_sentences(
     return sample, counts, stats
 
 
-def _candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series,
+def candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series,
                      opts: SampleOptions) -> tuple[pl.LazyFrame, pl.DataFrame, int]:
     """(sentences within the length limits, their (doc_id, sentence_id, start, end, cui)
     mentions of KG nodes, the number of mentions of other CUIs)."""
@@ -301,18 +245,19 @@ def _balance(sc: pl.DataFrame, cand: pl.DataFrame, concept_ids: pl.DataFrame,
                                        by_concept["s"].to_numpy(), order, opts.k, progress)
         return chosen, count, np.diff(cand_ptr)
     pair_s, pair_c = sc["s"].to_numpy(), sc["c"].to_numpy()
-    priority = _mix(string_hash(concept_ids["cui"], opts.seed)[pair_c]
-                    ^ _sentence_keys(cand["doc_id"], cand["sentence_id"])[pair_s])
+    priority = mix(string_hash(concept_ids["cui"], opts.seed)[pair_c]
+                    ^ sentence_keys(cand["doc_id"], cand["sentence_id"])[pair_s])
     chosen, count = union_balance(pair_c, pair_s, priority, n_concepts, cand.height, opts.k)
     progress(n_concepts)
     return chosen, count, np.bincount(pair_c, minlength=n_concepts)
 
 
-def _sample_table(base: pl.LazyFrame, pairs: pl.DataFrame, cand: pl.DataFrame,
-                  chosen: np.ndarray) -> pl.DataFrame:
-    """The chosen sentences (:data:`SAMPLE`), sorted by (doc_id, sentence_id), each with its
-    KG mentions sorted by (start, end, cui)."""
-    picked = cand.filter(pl.Series(chosen)).select("doc_id", "sentence_id")
+def sample_table(base: pl.LazyFrame, pairs: pl.DataFrame, picked: pl.DataFrame
+                 ) -> pl.DataFrame:
+    """The ``picked`` (doc_id, sentence_id) sentences of ``base`` (:data:`SAMPLE`), sorted
+    by (doc_id, sentence_id), each with its KG mentions (``pairs``) sorted by (start, end,
+    cui)."""
+    picked = picked.select("doc_id", "sentence_id")
     kg_mentions = (
         pairs.join(picked, on=["doc_id", "sentence_id"], how="semi")
         .sort("doc_id", "sentence_id", "start", "end", "cui")
@@ -328,19 +273,19 @@ def _sample_table(base: pl.LazyFrame, pairs: pl.DataFrame, cand: pl.DataFrame,
     )
 
 
-def _sample_stats(opts: SampleOptions, count: np.ndarray, candidates: np.ndarray,
-                  chosen: np.ndarray, *, after_filter: int, n_concepts: int,
-                  not_kg: int) -> dict:
+def sample_stats(opts: SampleOptions, count: np.ndarray, candidates: np.ndarray, *,
+                 candidate_sentences: int, sampled_sentences: int, after_filter: int,
+                 not_kg: int) -> dict:
     """The statistics of the sample (the keys of ``sample_stats.json``, in order): draws =
     sum_c min(k, candidates[c]); overshoot = count[c] - k over the concepts above k."""
     over = count[count > opts.k] - opts.k
     return {
         "strategy": opts.strategy, "k": opts.k, "seed": opts.seed,
         "sentences_after_length_filter": after_filter,
-        "candidate_sentences": len(chosen),
-        "concepts_with_candidates": int(n_concepts),
+        "candidate_sentences": candidate_sentences,
+        "concepts_with_candidates": len(count),
         "draws": int(np.minimum(candidates, opts.k).sum()),
-        "sampled_sentences": int(chosen.sum()),
+        "sampled_sentences": sampled_sentences,
         "concepts_at_k_or_more": int((count >= opts.k).sum()),
         "concepts_below_k": int((count < opts.k).sum()),
         "concepts_above_k": int(over.size),

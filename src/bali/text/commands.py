@@ -36,7 +36,7 @@ def _text_read(args: argparse.Namespace) -> None:
     in_file = docs.filter(pl.col("doc_id").is_in(list(deleted))).height
     docs = docs.filter(~pl.col("doc_id").is_in(list(deleted)))
     write_parquet(docs, args.out)
-    if args.deleted_out:  # for the sentences step of the earlier shards (--deleted-by)
+    if args.deleted_out:  # for the sample stage's merge (bali.sample.supersede)
         with atomic_paths(args.deleted_out) as (tmp,):
             tmp.write_text("".join(f"{pmid}\n" for pmid in sorted(deleted)))
     print(json.dumps({"documents": docs.height, "duplicate_ids_replaced": dupes,
@@ -63,10 +63,12 @@ def _raw_mentions(args: argparse.Namespace, documents, kg_dir: Path) -> tuple:
 
         if not args.corpus:
             raise BaliInputError("<args>", "--annotator pubtator needs --corpus FILE.pubtator")
+        stats: dict = {}
         rows = [m | {"cui": None, "annotator": "pubtator"}
-                for _, ms in iter_pubtator(resolve_input(args.corpus), args.default_prefix)
+                for _, ms in iter_pubtator(resolve_input(args.corpus), args.default_prefix,
+                                           stats)
                 for m in ms]
-        return pl.DataFrame(rows, schema=MENTIONS), {"gold_mentions": len(rows)}
+        return pl.DataFrame(rows, schema=MENTIONS), {"gold_mentions": len(rows), **stats}
     if args.annotator == "bern2-dump":
         return _dump_mentions(args, documents)
     from bali.text.bern2 import Bern2Options, annotate_bern2, check_failed_share
@@ -130,20 +132,12 @@ def _text_annotate(args: argparse.Namespace) -> None:
 
 def _text_sentences(args: argparse.Namespace) -> None:
     from bali.io import read_table, write_parquet
-    from bali.text.readers import read_pmid_lists
     from bali.text.schema import DOCUMENTS, MENTIONS
     from bali.text.sentences import split_documents
 
     documents = read_table(args.documents, DOCUMENTS)
     mentions = read_table(args.mentions, MENTIONS)
-    deleted = list(read_pmid_lists(args.deleted_by))  # PubMed deletions of later shards
-    if deleted:
-        before = documents.height
-        documents = documents.filter(~documents["doc_id"].is_in(deleted))
-        mentions = mentions.filter(~mentions["doc_id"].is_in(deleted))
     sentences, stats = split_documents(documents, mentions)
-    if deleted:
-        stats["deleted_documents_dropped"] = before - documents.height
     write_parquet(sentences, args.out)
     if args.stats:
         write_stats(args.stats, stats)
@@ -169,7 +163,8 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
                       "auto-detected)")
     read.add_argument("--out", required=True, type=Path, help="documents.parquet")
     read.add_argument("--deleted-out", type=Path, help="PubMed: write the file's "
-                      "DeleteCitation PMIDs here (one a line; empty for other formats)")
+                      "DeleteCitation PMIDs here (one a line; empty for other formats): the "
+                      "sample stage drops them from earlier shards")
     read.set_defaults(func=_text_read)
 
     ann = cmds.add_parser("annotate", help="documents -> mentions.parquet (mapped to KG nodes)",
@@ -197,8 +192,6 @@ def add_parser(stages: argparse._SubParsersAction) -> None:
     sent.add_argument("--mentions", required=True, type=Path)
     sent.add_argument("--out", required=True, type=Path, help="sentences.parquet")
     sent.add_argument("--stats", type=Path, help="JSON counts (crossing mentions dropped, ...)")
-    sent.add_argument("--deleted-by", nargs="*", default=[], type=Path, metavar="FILE",
-                      help="PMID lists (read --deleted-out) of later shards: drop those docs")
     sent.set_defaults(func=_text_sentences)
 
 

@@ -6,8 +6,8 @@ Formats (``detect_format`` picks one from the file name):
   document per ``PubmedArticle``: PMID, ArticleTitle, AbstractText parts (structured
   abstracts joined as ``LABEL: text``), inline markup flattened; articles without a PMID or
   without text are skipped and counted. ``DeleteCitation`` PMIDs are collected: the file's
-  own articles with them are dropped by ``bali text read``, which lists them for the
-  sentences step of every earlier shard to drop (see ``bali text sentences --deleted-by``).
+  own articles with them are dropped by ``bali text read``, which lists them for the sample
+  stage to drop from every earlier shard (:mod:`bali.sample.supersede`).
 - ``jsonl``: one ``{"pmid", "title", "abstract"}`` object per line (``doc_id``/``id`` and
   ``text`` accepted as synonyms).
 - ``pubtator``: ``pmid|t|title``, ``pmid|a|abstract``, then tab-separated mention lines
@@ -135,38 +135,6 @@ def _pubmed_article(elem: ET.Element) -> dict[str, str] | None:
     return make_document(pmid.strip(), title, abstract)
 
 
-def later_pubmed_shards(shards: dict[str, Path], shard: str, text_config: dict) -> list[str]:
-    """The workflow's PubMed XML shards after ``shard`` in sorted name order (the order in
-    which the sample stage lets the newest copy of a document win; PubMed names its files
-    ``pubmed25n0001`` ... so baseline precedes updates): their ``DeleteCitation`` PMIDs
-    leave ``shard``'s sentences. ``text_config`` is the config's ``text`` section."""
-    fmt = text_config["format"]
-    if text_config["annotator"] == "bern2-dump" or fmt not in ("auto", "pubmed"):
-        return []
-    names = sorted(shards)
-    return [name for name in names[names.index(shard) + 1:]
-            if fmt == "pubmed" or detect_format_or_none(shards[name]) == "pubmed"]
-
-
-def detect_format_or_none(path: str | Path) -> str | None:
-    """:func:`detect_format`, or None for a name it cannot tell."""
-    try:
-        return detect_format(path)
-    except BaliInputError:
-        return None
-
-
-def read_pmid_lists(paths: list[str | Path]) -> set[str]:
-    """The PMIDs of plain-text lists (one a line, blank lines ignored), e.g. those that
-    ``bali text read --deleted-out`` writes."""
-    pmids: set[str] = set()
-    for path in paths:
-        p = check_input_file(path, allow_empty=True)
-        pmids.update(line.strip() for line in p.read_text(encoding="utf-8").splitlines()
-                     if line.strip())
-    return pmids
-
-
 def iter_jsonl(path: Path) -> Iterator[dict[str, str]]:
     """Stream ``{pmid, title, abstract}`` JSON lines."""
     try:
@@ -252,6 +220,9 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
     corpora pad some mention columns) give the stripped mention with the offsets of its
     span in the text, counted as ``padded_mentions`` in ``stats`` (if given, filled as the
     documents are read, with ``mentions``); any other difference is an error naming the line.
+    Lines whose second field is a word are relation lines (``pmid CID id1 id2``), skipped and
+    counted as ``skipped_relation_lines`` (a mention line with a word for its start offset
+    cannot be told from one, so it is counted there too).
     """
     doc_id = None
     title = abstract = None
@@ -260,6 +231,7 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
     counts = stats if stats is not None else {}
     counts.setdefault("mentions", 0)
     counts.setdefault("padded_mentions", 0)
+    counts.setdefault("skipped_relation_lines", 0)
     try:
         with _open_text(path) as fh:
             for lineno, raw in enumerate(fh, start=1):
@@ -282,6 +254,8 @@ def iter_pubtator(path: Path, default_prefix: str = "MESH",
                 m = _pubtator_mention(path, line, lineno, doc_id, start_line, default_prefix)
                 if m is not None:
                     mentions.append((m, lineno))
+                else:
+                    counts["skipped_relation_lines"] += 1
             if doc_id is not None:
                 yield _pubtator_document(path, doc_id, title, abstract, mentions, counts)
     except UnicodeDecodeError as err:

@@ -1,6 +1,6 @@
 """Balanced sampling at the paper's scale: generated sentences -> ``bali sample``.
 
-    python benchmarks/bench_sample.py --sentences 1700000 --concepts 600000
+    python benchmarks/sample/bench_sample.py --sentences 1700000 --concepts 600000
 
 Generates a ``sentences`` shard in the pipeline's schema: 8-40 words per sentence, 1-5
 mentions per sentence, concepts drawn 60% Zipf-like (a few very frequent concepts, as
@@ -57,7 +57,12 @@ def generate(n_sent: int, n_concepts: int, seed: int, out: Path) -> None:
         text=pl.lit("token").repeat_by(pl.col("w")).list.join(" "),
         s=pl.col("s"),
     ).join(mentions, on="s").select(list(SENTENCES))
-    sentences.write_parquet(out / "sentences.parquet")
+    shard = out / "text" / "s0"  # one text shard as the text stage leaves it
+    shard.mkdir(parents=True)
+    sentences.write_parquet(shard / "sentences.parquet")
+    docs = sentences.select("doc_id").unique()
+    docs.with_columns(title=pl.lit(""), text=pl.lit("")).write_parquet(shard / "documents.parquet")
+    (shard / "deleted_pmids.txt").write_text("")
     concepts = pl.DataFrame({"cui": [f"C{i:07d}" for i in range(n_concepts)]}).with_columns(
         preferred_name=pl.col("cui"), semantic_types=pl.lit([], dtype=pl.List(pl.String)))
     (out / "kg").mkdir()
@@ -67,8 +72,8 @@ def generate(n_sent: int, n_concepts: int, seed: int, out: Path) -> None:
 def run_sample(work: Path, strategy: str) -> dict:
     """One ``bali sample`` child; its stats, wall time and peak RSS."""
     out = work / f"out_{strategy}"
-    cmd = [sys.executable, "-m", "bali", "sample", "--sentences",
-           str(work / "sentences.parquet"), "--kg-dir", str(work / "kg"),
+    cmd = [sys.executable, "-m", "bali", "sample", "--text-dir", str(work / "text"),
+           "--shards", "s0", "--kg-dir", str(work / "kg"),
            "--out-dir", str(out), "--strategy", strategy]
     # a wrapper child reports the sampler's own ru_maxrss (RUSAGE_CHILDREN is cumulative max)
     wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "

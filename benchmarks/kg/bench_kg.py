@@ -1,6 +1,6 @@
 """Benchmark the UMLS -> KG stage: bali (polars) against a plain pandas implementation.
 
-    python benchmarks/bench_kg.py --conso-rows 2000000 --rel-rows 10000000 --threads 2
+    python benchmarks/kg/bench_kg.py --conso-rows 2000000 --rel-rows 10000000 --threads 2
 
 Steps: generate a synthetic META directory (``gen_umls_meta.py``; reused when the work
 directory already holds one for the same sizes and seed), run ``build_umls`` and
@@ -33,8 +33,11 @@ from typing import Any
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+import benchlib  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
+OUT = benchlib.OUT
 RESULTS = OUT / "kg_results.jsonl"
 BALI_CHILD = """
 import json, logging, sys

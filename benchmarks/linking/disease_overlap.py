@@ -1,6 +1,6 @@
 """The data figures of benchmarks/README.md "Disease configuration", from the real files.
 
-    python benchmarks/disease_overlap.py [--data ../shared/data] [--kg results/disease/kg]
+    python benchmarks/linking/disease_overlap.py [--data ../shared/data] [--kg results/disease/kg]
 
 1. The training text: PMIDs of the configured JSON-lines and PubTator corpora that are BC5CDR
    train, dev or test documents.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -26,7 +27,8 @@ import yaml
 
 from bali.evaluate.el_zeroshot import read_dictionary, read_mentions, refine
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+from benchlib import ROOT, SHARED  # noqa: E402
 
 
 def _pmids(path: Path) -> set[str]:
@@ -36,7 +38,7 @@ def _pmids(path: Path) -> set[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    p.add_argument("--data", type=Path, default=SHARED)
     p.add_argument("--kg", type=Path, default=ROOT / "results/disease/kg")
     args = p.parse_args()
     el = args.data / "el"

@@ -1,8 +1,8 @@
 """Benchmark the BERN2 client's concurrency against the loopback stand-in server, or the
 BERN2 dump reader through the text and sampling stages.
 
-    python benchmarks/bench_bern2.py --docs 200 --latency 0.05 --workers 1 4 8
-    python benchmarks/bench_bern2.py --dump 30000
+    python benchmarks/text/bench_bern2.py --docs 200 --latency 0.05 --workers 1 4 8
+    python benchmarks/text/bench_bern2.py --dump 30000
 
 ``--dump N``: one dump file of N documents written by ``gen_bern2_dump.py`` (real abstracts,
 real /plain annotations), then the pipeline's own stage commands, in this process, timed one
@@ -34,7 +34,10 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the stand-in lives with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+import benchlib  # noqa: E402
+
+benchlib.use_tests()  # the stand-in lives with the tests
 
 import polars as pl  # noqa: E402
 from bern2_standin import Bern2StandIn, FaultPlan  # noqa: E402
@@ -42,8 +45,7 @@ from bern2_standin import Bern2StandIn, FaultPlan  # noqa: E402
 from bali.text.bern2 import Bern2Options, annotate_bern2  # noqa: E402
 from bali.text.schema import make_document  # noqa: E402
 
-ABSTRACTS = Path(os.environ.get("BALI_SHARED_DATA", HERE.parent.parent / "shared" / "data")) / (
-    "bern2/pubmed_abstracts_1k.jsonl")
+ABSTRACTS = benchlib.ABSTRACTS
 
 
 def load_docs(n: int) -> tuple[pl.DataFrame, str]:

@@ -9,11 +9,30 @@ step, dev alignment accuracy, and the wall time. The test half is never read.
 Prerequisite: the demo DAG up to the shards (``snakemake --cores 2 --until tokenize``), which
 also writes ``results/kg/heldout_{dev,test}.concept``. Example::
 
-    OMP_NUM_THREADS=1 python benchmarks/what_moves_linking.py --only paper skip-nomlm
-    python benchmarks/what_moves_linking.py --list
+    OMP_NUM_THREADS=1 python benchmarks/train/what_moves_linking.py --only paper skip-nomlm
+    python benchmarks/train/what_moves_linking.py --list
 
 Runs go to ``--out`` (default /tmp/what_moves_linking/NAME); ``--jobs 2`` runs two at a time
 (one thread each).
+
+Figures about the rows' batches and runs, printed without training:
+
+- ``--centre-names N``: the share of batch concepts whose centre name spells one of their
+  mentions in the batch, under ``centre_name`` random (the paper) and unlike-mention (row
+  ``demo-unlike``), over the first N demo batches of batch 8 (bucketed, as the demo trains);
+- ``--lexical-batch K``: the names, name tokens and sentence tokens per batch that
+  ``lexical_negatives`` K adds (row ``demo-lexical8``), over the first 50 demo batches, and
+  the mining time;
+- ``--variants DIR``: the rows of benchmarks/README.md "Paper variants" from the runs of
+  ``config/variants.yaml`` (``results/variants/pretrain/minilm``): dev Acc@1/@5 at each
+  validated step, dev alignment accuracy at the last one, elapsed seconds (a resumed run
+  restarts its clock: the sum over segments, and the row says how many).
+
+::
+
+    python benchmarks/train/what_moves_linking.py --centre-names 100
+    OMP_NUM_THREADS=1 python benchmarks/train/what_moves_linking.py --lexical-batch 8
+    python benchmarks/train/what_moves_linking.py --variants results/variants/pretrain/minilm
 """
 
 from __future__ import annotations
@@ -23,10 +42,12 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+from benchlib import ROOT  # noqa: E402
 
 #: the paper's model, on top of which every change is given (bali's defaults differ)
 PAPER = ["--no-gnn-skip", "--no-neighbor-negatives", "--mask-mentions", "--new-lm-lr", "lm"]
@@ -125,6 +146,86 @@ def markdown(r: dict) -> str:
             f"({r['validate_s']:.0f} s validating) |" + full)
 
 
+def _special(shards: Path):
+    from bali.train.data import SpecialIds
+
+    meta = json.loads((shards / "meta.json").read_text())
+    return meta, SpecialIds(meta["pad_token_id"], meta["cls_token_id"], meta["sep_token_id"],
+                            meta["mask_token_id"], meta["vocab_size"])
+
+
+def centre_names(shards: Path, batches: int) -> Iterator[str]:
+    """Per ``centre_name`` mode, how many batch concepts' centre names spell a mention."""
+    from bali.train.data import BatchDataset, _pad
+
+    _, sp = _special(shards)
+    for mode in ("random", "unlike-mention"):
+        ds = BatchDataset(shards, sp, 8, 0, 3, 0.15, mask_mentions=False,
+                          num_batches=batches, bucket=64, centre_name=mode)
+        spelled = total = 0
+        for n in range(batches):
+            batch = ds[n]
+            ids, _ = _pad(ds._rows["sentences"].rows("input_ids", ds.indices(n)), sp.pad)
+            mentions = ds._mention_strings(ids, batch)  # from the unmasked sentences
+            for c, slot in enumerate(batch["centre"].tolist()):
+                name = batch["name_input_ids"][batch["slot_name"][slot]].tolist()
+                total += 1
+                spelled += tuple(t for t in name if t not in (sp.cls, sp.sep, sp.pad)) \
+                    in mentions[c]
+        yield f"{mode}: {spelled} of {total} centre names spell a mention ({spelled / total:.0%})"
+
+
+def lexical_batch(shards: Path, k: int, batches: int = 50) -> Iterator[str]:
+    """Names, name tokens and sentence tokens per demo batch, without and with lexical
+    negatives ``k``; first the mining time."""
+    import numpy as np
+
+    from bali.model.config import ModelConfig
+    from bali.train.config import TrainConfig
+    from bali.train.data import BatchDataset
+    from bali.train.loop import _lexical_confusers
+
+    meta, special = _special(shards)
+    tcfg = TrainConfig(steps=400, batch_size=8, validate_every=200)
+    t0 = time.perf_counter()
+    lexical = _lexical_confusers(shards, meta["tokenizer_dir"], k)
+    yield f"mining: {time.perf_counter() - t0:.1f} s, {lexical[1].size} names"
+    for label, mcfg, lex in (("demo", ModelConfig(), None), (f"lexical_negatives {k}",
+                             ModelConfig(lexical_negatives=k), lexical)):
+        data = BatchDataset.from_configs(shards, mcfg, tcfg, special, lexical=lex)
+        rows = [data[n] for n in range(batches)]
+        names = np.mean([b["name_input_ids"].shape[0] for b in rows])
+        tokens = np.mean([int(b["name_attention_mask"].sum()) for b in rows])
+        sentence = np.mean([int(b["attention_mask"].sum()) for b in rows])
+        yield (f"{label}: {names:.1f} names, {tokens:.0f} name tokens, {sentence:.0f} "
+               "sentence tokens per batch")
+
+
+def variant_row(name: str, run: Path) -> str:
+    """A "Paper variants" row from a run's ``metrics.jsonl`` (``metrics.live.jsonl`` while
+    unfinished)."""
+    path = run / "metrics.jsonl"
+    path = path if path.is_file() else run / "metrics.live.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    dev = [r for r in lines if "dev_acc1" in r]
+    accs = " | ".join(f"{100 * r['dev_acc1']:.2f} / {100 * r['dev_acc5']:.2f}" for r in dev[1:])
+    align = dev[-1].get("dev_align_acc")
+    clock = [r["elapsed_s"] for r in lines if "elapsed_s" in r]
+    ends = [a for a, b in zip(clock, clock[1:], strict=False) if b < a] + clock[-1:]
+    resumed = f" ({len(ends)} segments)" if len(ends) > 1 else ""
+    return (f"| {name} | {accs} | {'–' if align is None else f'{align:.2f}'} | "
+            f"{sum(ends):.0f}{resumed} |")
+
+
+def variants(runs: Path) -> Iterator[str]:
+    """One row per run of ``config/variants.yaml``, in its order."""
+    import yaml
+
+    for name in yaml.safe_load((ROOT / "config/variants.yaml").read_text())["variants"]:
+        if (runs / name).is_dir():
+            yield variant_row(name, runs / name)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", default=list(CHANGES), choices=list(CHANGES))
@@ -134,7 +235,21 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--full-dev", action="store_true", help="also the best-dev export against "
                    "the full dictionary (dev half), and the base model's")
+    p.add_argument("--centre-names", type=int, metavar="N", help="print the centre-name "
+                   "share over the first N demo batches and exit")
+    p.add_argument("--lexical-batch", type=int, metavar="K", help="print the names per batch "
+                   "that lexical_negatives K adds and exit")
+    p.add_argument("--variants", type=Path, metavar="DIR", help="print the Paper variants "
+                   "rows of the runs under DIR and exit")
     args = p.parse_args()
+    shards = args.results / "shards/minilm"
+    lines = (centre_names(shards, args.centre_names) if args.centre_names else
+             lexical_batch(shards, args.lexical_batch) if args.lexical_batch else
+             variants(args.variants) if args.variants else None)
+    if lines is not None:
+        for line in lines:
+            print(line, flush=True)
+        return
     if args.list:
         for name, (flags, steps, batch) in CHANGES.items():
             print(f"{name}: {' '.join(flags) or 'defaults'} ({steps} x {batch})")

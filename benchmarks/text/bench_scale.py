@@ -1,8 +1,8 @@
 """One baseline-sized PubMed file through the text stage: read -> dictionary annotation
 (1M names) -> sentences, each stage the ``bali text`` command its workflow rule runs.
 
-    python benchmarks/bench_scale.py                 # 30,000 citations, 1,000,000 names
-    python benchmarks/bench_scale.py --citations 3000 --names 100000   # a quick look
+    python benchmarks/text/bench_scale.py                 # 30,000 citations, 1,000,000 names
+    python benchmarks/text/bench_scale.py --citations 3000 --names 100000   # a quick look
 
 Inputs, generated once under ``--out`` (default ``benchmarks/out/scale``, git-ignored) and
 reused while their parameters are the same:
@@ -43,13 +43,12 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import polars as pl
-from bench_dictionary import make_names
+from bench_dictionary import make_names  # same folder; it puts benchlib on the path
+from benchlib import ABSTRACTS, OUT, ROOT
 
 from bali.kg.schema import write_kg
 from bali.text.dictionary import STOP_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-ABSTRACTS = ROOT.parent / "shared/data/bern2/pubmed_abstracts_1k.jsonl"
 FILES = 1200  # PubMed baseline files (pubmed26n0001 .. n1200 or so)
 JOBS = (1, 16, 64, 256)
 THREADS = {"read": 1, "annotate": 2, "sentences": 1}  # workflow/rules/text.smk
@@ -280,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--citations", type=int, default=30_000)
     parser.add_argument("--names", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/scale")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/out/scale_results.jsonl")
+    parser.add_argument("--out", type=Path, default=OUT / "scale")
+    parser.add_argument("--json", type=Path, default=OUT / "scale_results.jsonl")
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))[:2]
     os.sched_setaffinity(0, cpus)  # at most 2 CPUs, inherited by the stages

@@ -1,6 +1,6 @@
 """Generate a synthetic UMLS META directory (MRCONSO, MRREL, MRSTY .RRF) for benchmarks.
 
-    python benchmarks/gen_umls_meta.py --out DIR --conso-rows N --rel-rows M [--seed 0]
+    python benchmarks/kg/gen_umls_meta.py --out DIR --conso-rows N --rel-rows M [--seed 0]
 
 The files follow the RRF format exactly (``|``-separated, trailing ``|``, no header, no
 quoting, UTF-8) and are deterministic for a seed. Field distributions imitate a UMLS

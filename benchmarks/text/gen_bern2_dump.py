@@ -1,6 +1,6 @@
 """Write files in the layout of BERN2's annotated PubMed dump, at any size, from real data.
 
-    python benchmarks/gen_bern2_dump.py --docs 30000 --out /tmp/dump/pubmed22n0001.json
+    python benchmarks/text/gen_bern2_dump.py --docs 30000 --out /tmp/dump/pubmed22n0001.json
 
 Each line is one document as BERN2's dump has it (a ``/plain`` response object)::
 
@@ -14,8 +14,15 @@ species, drugs, cell lines, ``CUI-less`` ids, two-id mentions), plus protein mut
 (``V600E``-like tokens, with ``mutationType``/``normalizedName``/``hgvs`` and a tmVar id),
 non-overlapping, longest first, exact spans. ``--nested`` of the annotations get their id
 list nested one level (``[["mesh:D1", "mim:2"]]``) and ``--bad-spans`` get a span shifted by
-one character (what the reader must drop). Without the shared data, synthetic sentences are
-used. Deterministic for a given ``--seed``. Prints one JSON line of counts.
+one character (what the reader must drop). ``--id-pool FILE`` (one ``prefix:code`` a line,
+e.g. the MeSH, NCBI Taxonomy and OMIM codes of a generated KG) re-draws the ids so that a
+corpus of many files mentions as many distinct concepts as PubMed does rather than the
+samples' few thousand: a ``mesh:`` id becomes a Zipf(``--zipf``) draw from the pool's
+``mesh:`` codes (each annotation anew), any other id with pool codes of its prefix becomes
+one fixed code of them (``NCBITaxon:9606`` always the same: few concepts, many mentions, as
+species in PubMed); id kinds and the share of unnormalised (``CUI-less``) and mutation ids
+stay those of the samples. Without the shared data, synthetic
+sentences are used. Deterministic for a given ``--seed``. Prints one JSON line of counts.
 """
 
 from __future__ import annotations
@@ -23,18 +30,19 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import re
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the stand-in lives with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+import benchlib  # noqa: E402
+
+benchlib.use_tests()  # the stand-in lives with the tests
 
 from bern2_standin import annotate_text  # noqa: E402
 
-SHARED = Path(os.environ.get("BALI_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+SHARED = benchlib.SHARED
 ABSTRACTS = SHARED / "bern2" / "pubmed_abstracts_1k.jsonl"
 SAMPLES = SHARED / "bern2" / "plain_response_samples.json"
 TIMESTAMP = "Thu Mar 03 04:52:21 +0000 2022"
@@ -96,6 +104,42 @@ def annotate(text: str, lexicon: dict[str, dict], pattern: re.Pattern | None) ->
     return out
 
 
+def _id_redraw(path: Path | None, a: float, seed: int):
+    """A function re-drawing an annotation's id list from ``path``'s pool (module docstring),
+    or None without a pool."""
+    if path is None:
+        return None
+    import zlib
+
+    import numpy as np
+
+    pool: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").split():
+        prefix, _, code = line.partition(":")
+        pool.setdefault(prefix, []).append(code)
+    mesh = pool.get("mesh", [])
+    rng = np.random.default_rng([seed, 7])
+    ranks = np.random.default_rng(7).permutation(len(mesh))  # code -> popularity rank
+    cdf = np.cumsum(np.arange(1, len(mesh) + 1, dtype=np.float64) ** -a)
+    cdf /= cdf[-1] if len(mesh) else 1
+    buffer: list[int] = []
+
+    def one(curie):
+        if isinstance(curie, list):  # a nested id list
+            return [one(c) for c in curie]
+        prefix, _, code = str(curie).partition(":")
+        if prefix == "mesh" and mesh:
+            if not buffer:
+                buffer.extend(np.searchsorted(cdf, rng.random(1 << 16)).tolist())
+            return f"mesh:{mesh[ranks[buffer.pop()]]}"
+        codes = pool.get(prefix)
+        if not codes or not code:
+            return curie
+        return f"{prefix}:{codes[zlib.crc32(curie.encode()) % len(codes)]}"
+
+    return lambda ids: [one(i) for i in ids]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=30000, help="documents (lines) to write")
@@ -105,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nested", type=float, default=0.02, help="share of nested id lists")
     ap.add_argument("--bad-spans", type=float, default=0.001, help="share of shifted spans")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--id-pool", type=Path, help="MeSH codes (one a line) for mesh: ids")
+    ap.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of the pool draw")
     args = ap.parse_args(argv)
+    redraw = _id_redraw(args.id_pool, args.zipf, args.seed)
 
     texts, source = load_texts()
     lexicon = sample_lexicon()
@@ -133,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                     if u < args.bad_spans + args.nested:
                         a["id"] = [list(a["id"])]
                         counts["nested_ids"] += 1
+                if redraw is not None:
+                    a["id"] = redraw(a["id"])
                 anns.append(a)
             fh.write(json.dumps({"pmid": str(args.first_pmid + k), "text": text,
                                  "annotations": anns, "timestamp": TIMESTAMP},

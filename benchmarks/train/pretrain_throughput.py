@@ -9,20 +9,20 @@ FLOPs utilisation. Target of the issue: >= 1,500 samples/s on one H100 in bf16.
 
 Commands (one H100/H200; the first builds or loads the batch profile, see step 1)::
 
-    python benchmarks/pretrain_throughput.py --batch-size 256 --steps 50 --warmup 10
-    python benchmarks/pretrain_throughput.py --batch-size 256 --steps 50 --warmup 10 \\
+    python benchmarks/train/pretrain_throughput.py --batch-size 256 --steps 50 --warmup 10
+    python benchmarks/train/pretrain_throughput.py --batch-size 256 --steps 50 --warmup 10 \\
         --backend deepspeed
     # the same with the single-process environment spelled out:
     RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \\
-        python benchmarks/pretrain_throughput.py --batch-size 256 --steps 50 --warmup 10 \\
+        python benchmarks/train/pretrain_throughput.py --batch-size 256 --steps 50 --warmup 10 \\
         --backend deepspeed
     # build (or refresh) the profile cache where /work/shared/data exists, then copy it:
-    python benchmarks/pretrain_throughput.py --profile-only [--rebuild-profile]
+    python benchmarks/train/pretrain_throughput.py --profile-only [--rebuild-profile]
     # CPU smoke test (tiny model):
-    python benchmarks/pretrain_throughput.py --model-size tiny --batch-size 8 --steps 3 \\
+    python benchmarks/train/pretrain_throughput.py --model-size tiny --batch-size 8 --steps 3 \\
         --warmup 1 [--backend deepspeed]
     # data loading alone (CPU, no model): DataLoader samples/s and pad share
-    python benchmarks/pretrain_throughput.py --data-only [--workers 2] [--bucket 64]
+    python benchmarks/train/pretrain_throughput.py --data-only [--workers 2] [--bucket 64]
 
 ``--backend deepspeed`` runs as one process without a launcher: the DeepSpeedBackend sets
 ``RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511`` where they are
@@ -112,11 +112,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from benchlib import emit
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ABSTRACTS = Path("/work/shared/data/bern2/pubmed_abstracts_1k.jsonl")
-DEFAULT_PROFILE = REPO / "benchmarks" / "out" / "batch_profile.json"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+from benchlib import ABSTRACTS, OUT, ROOT, emit  # noqa: E402
+
+REPO = ROOT
+DEFAULT_ABSTRACTS = ABSTRACTS
+DEFAULT_PROFILE = OUT / "batch_profile.json"
 DEEPSPEED_CONFIG = REPO / "config" / "deepspeed" / "zero2.json"
 PROFILE_FORMAT = "bali-batch-profile/1"
 QUANTILES = np.concatenate([np.linspace(0, 0.95, 20), [0.99, 0.995, 1.0]])  # of the summary
@@ -349,7 +351,7 @@ def fallback_profile(seed: int = 0) -> dict:
     pool_count[:n_conc] = pool
     profile = {
         "format": PROFILE_FORMAT,
-        "source": {"fallback": "FALLBACK constants of benchmarks/pretrain_throughput.py"},
+        "source": {"fallback": "FALLBACK constants of benchmarks/train/pretrain_throughput.py"},
         "fallback": True,
         "special": dict(f["special"]),
         "num_relations": f["num_relations"],
@@ -467,7 +469,7 @@ def write_profile_shards(profile: dict, order: np.ndarray, out: Path, seed: int)
     (out / "relations.json").write_text(json.dumps(
         [f"out:r{i}" for i in range(profile["num_relations"])]))
     (out / "meta.json").write_text(json.dumps({
-        "format": FORMAT, "tokenizer": "synthetic (benchmarks/pretrain_throughput.py)",
+        "format": FORMAT, "tokenizer": "synthetic (benchmarks/train/pretrain_throughput.py)",
         "vocab_size": sp["vocab_size"], "pad_token_id": sp["pad"], "cls_token_id": sp["cls"],
         "sep_token_id": sp["sep"], "mask_token_id": sp["mask"],
         "counts": {"sentences": len(order), "nodes": len(pool_count),

@@ -1,6 +1,6 @@
 """Dictionary annotator throughput with a large generated dictionary.
 
-    python benchmarks/bench_dictionary.py --names 1000000 --megabytes 20
+    python benchmarks/text/bench_dictionary.py --names 1000000 --megabytes 20
 
 Names: ``--names`` distinct multi-word biomedical-looking names (1-5 words from a
 generated vocabulary of 60k word forms, realistic length distribution), spread over
@@ -35,13 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from benchlib import emit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+from benchlib import ABSTRACTS, emit  # noqa: E402
 
 from bali.text.dictionary import DictionaryOptions, annotate_dictionary, build_dictionary
 from bali.text.readers import iter_documents
 from bali.text.schema import DOCUMENTS
 
-ABSTRACTS = Path(__file__).resolve().parents[2] / "shared/data/bern2/pubmed_abstracts_1k.jsonl"
 SYLLABLES = ("ab ac ad al am an ar as at ba be bi bo ca ce ci co cy da de di do du el em en "
              "er es et ex fa fe fi fo ga ge gi go ha he hi ho hy id il im in ir is it la le "
              "li lo lu ly ma me mi mo mu my na ne ni no nu ob oc od ol om on op or os ox pa "

@@ -8,7 +8,7 @@ to a server that delays a third of its answers by 60 s. Prints one Markdown row 
 seconds, exit status, requests served, documents listed in ``--failed``, and the last line
 of stderr (with whether a traceback was printed). Reports the load average.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_bern2_faults.py --docs 1000
+    OMP_NUM_THREADS=1 python benchmarks/text/bench_bern2_faults.py --docs 1000
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: benchlib
+import benchlib  # noqa: E402
+
+benchlib.use_tests()
+ROOT = benchlib.ROOT
 
 from bern2_standin import Bern2StandIn, FaultPlan  # noqa: E402
 from test_bern2 import annotate_argv, dead_url, write_docs  # noqa: E402
