@@ -205,3 +205,7 @@ def test_update_file_reruns_only_its_jobs_and_the_merge(tmp_path):
     snakemake()
     stats = json.loads((tmp_path / "results/sample/sample_stats.json").read_text())
     assert stats["shards"] == 4 and stats["dead_versions"] == 20
+    # an option of the merge alone reruns the merge, no shard
+    config["sample"]["docs_per_pass"] = 7
+    (work / "c.yaml").write_text(yaml.safe_dump(config))
+    assert job_counts(snakemake("-n")) == {"sample_sentences": 1}

@@ -22,7 +22,8 @@ paper's 1.67M sentences / 600K concepts (the largest run's sample, repeated and 
 600K KG concepts), timed. ``dag``: the dry-run DAG build time of config/paper.yaml on stand-in
 inputs (workflow/scripts/make_paper_standins.py) at each file count. ``merge-growth``: the
 merge's peak RSS at N files with the concept set held fixed (the concepts of the first 8
-files), so that only the corpus grows.
+files), so that only the corpus grows. ``supersede``: ``dead_versions`` (the merge's doc-id
+pass) over 1,114 generated indexes of 30,000 ids.
 """
 
 from __future__ import annotations
@@ -286,6 +287,35 @@ def merge_growth(work: Path, sizes: list[int], base: int) -> None:
                                                  "loadavg": os.getloadavg()}, indent=1))
 
 
+def supersede(work: Path, shards: int, docs: int, docs_per_pass: int) -> None:
+    """``dead_versions`` over ``shards`` generated indexes of ``docs`` ids each, where every
+    shard revises 10% of the previous one's; timed in a child (wall, peak RSS)."""
+    import polars as pl
+
+    root = work / f"supersede_{shards}x{docs}"
+    for s in range(shards):
+        d = root / f"p{s:04d}"
+        if not (d / "deleted_pmids.txt").exists():
+            d.mkdir(parents=True, exist_ok=True)
+            first = s * docs - (docs // 10 if s else 0)
+            pl.DataFrame({"doc_id": pl.int_range(first, first + docs, eager=True)
+                          .cast(pl.String), "title": "", "text": ""}).write_parquet(
+                d / "documents.parquet")
+            (d / "deleted_pmids.txt").write_text("")
+    code = ("import sys, time; from pathlib import Path; "
+            "from bali.sample.supersede import TextShard, dead_versions; "
+            f"r = Path({str(root)!r}); t = time.perf_counter(); "
+            f"d = dead_versions([TextShard(f'p{{s:04d}}', r / f'p{{s:04d}}') "
+            f"for s in range({shards})], {docs_per_pass}); "
+            "print(d.height, round(time.perf_counter() - t, 1))")
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", PY, "-c", code], capture_output=True,
+                          text=True, check=True, env=os.environ | {"POLARS_MAX_THREADS": "2"})
+    dead, secs = proc.stdout.split()
+    print(f"| {shards:,} shards x {docs:,} ids | {docs_per_pass:,} a pass | dead {int(dead):,} "
+          f"| {secs} s | {int(proc.stderr.split()[-1]) // 1024} MB | load "
+          f"{os.getloadavg()[0]:.2f} |")
+
+
 def dag(work: Path, counts: list[int]) -> None:
     for n in counts:
         d = work / f"files{n}"
@@ -323,6 +353,11 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--work", type=Path, required=True)
     g.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
     g.add_argument("--base", type=int, default=8, help="files whose concepts make the KG")
+    su = sub.add_parser("supersede")
+    su.add_argument("--work", type=Path, required=True)
+    su.add_argument("--shards", type=int, default=1114)
+    su.add_argument("--docs", type=int, default=30_000)
+    su.add_argument("--docs-per-pass", type=int, default=250_000)
     d = sub.add_parser("dag")
     d.add_argument("--work", type=Path, required=True)
     d.add_argument("--files", type=int, nargs="+", default=[650, 1300])
@@ -334,6 +369,8 @@ def main(argv: list[str] | None = None) -> None:
         report(args.work, args.paper_files)
     elif args.cmd == "merge-growth":
         merge_growth(args.work, args.sizes, args.base)
+    elif args.cmd == "supersede":
+        supersede(args.work, args.shards, args.docs, args.docs_per_pass)
     elif args.cmd == "direct":
         direct(args.work, args.sentences, args.concepts)
     else:

@@ -156,7 +156,8 @@ def bench_dump(n_docs: int, json_out: Path | None) -> int:
         n_concepts = _dump_kg(kg, d / "ids.parquet")
         stages = [
             ("read", ["text", "read", "--input", str(dump), "--format", "bern2-dump",
-                      "--out", str(d / "documents.parquet")]),
+                      "--out", str(d / "documents.parquet"), "--deleted-out",
+                      str(d / "deleted_pmids.txt")]),
             ("annotate", ["text", "annotate", "--annotator", "bern2-dump", "--corpus",
                           str(dump), "--documents", str(d / "documents.parquet"), "--kg-dir",
                           str(kg), "--out", str(d / "mentions.parquet"), "--report",
@@ -164,7 +165,7 @@ def bench_dump(n_docs: int, json_out: Path | None) -> int:
             ("sentences", ["text", "sentences", "--documents", str(d / "documents.parquet"),
                            "--mentions", str(d / "mentions.parquet"), "--out",
                            str(d / "sentences.parquet"), "--stats", str(d / "sentences.json")]),
-            ("sample", ["sample", "--sentences", str(d / "sentences.parquet"), "--kg-dir",
+            ("sample", ["sample", "--text-dir", str(d.parent), "--shards", d.name, "--kg-dir",
                         str(kg), "--out-dir", str(d / "sample")]),
         ]
         rows = []

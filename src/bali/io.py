@@ -134,3 +134,16 @@ def write_stats(path: str | os.PathLike, stats: dict) -> None:
 
     with atomic_paths(path) as (tmp,):
         tmp.write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+
+
+def owned(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with its string columns copied into buffers of their own. Polars' strings are
+    views: a few rows filtered out of a large frame keep all of its string data alive, so a
+    loop that keeps small results of many large frames (the sampling merge) grows with them."""
+    import pyarrow as pa
+
+    table = df.to_arrow()
+    schema = pa.schema([pa.field(f.name, pa.large_string())
+                        if pa.types.is_string_view(f.type) or pa.types.is_string(f.type)
+                        or pa.types.is_large_string(f.type) else f for f in table.schema])
+    return pl.from_arrow(table.cast(schema)).cast(dict(df.schema))

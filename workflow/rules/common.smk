@@ -82,6 +82,10 @@ def corpus_shards():
 
 SHARDS = corpus_shards()
 SAMPLE_ARGS = cli_flags(config["sample"] | {"seed": config["seed"]})
+# the modules a balanced draw runs (subgraphs and tokenize are not among them)
+SAMPLE_DRAW_CODE = ("sample/balanced", "sample/bottomk", "sample/priority", "sample/schema",
+                    "sample/supersede",
+                    "sample/commands", "text/schema")
 
 
 def sample_inputs(wildcards):

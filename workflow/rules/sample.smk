@@ -10,10 +10,12 @@ rule sample_shard:
         counts=f"{RESULTS}/sample/shards/{{shard}}/counts.parquet",
         meta=f"{RESULTS}/sample/shards/{{shard}}/reduction.json",
     params:
-        args=SAMPLE_ARGS,
+        # the draw's options only (docs_per_pass is the merge's), so that changing a merge
+        # option or the code of a later stage reruns no shard
+        args=cli_flags(config["sample"] | {"seed": config["seed"]}, skip=("docs_per_pass",)),
         kg_dir=parent_dir_of_input("concepts"),
         out_dir=parent_dir("meta"),
-        code=code_digest("sample"),
+        code=code_digest(*SAMPLE_DRAW_CODE),
     log:
         f"{LOGS}/sample_shard/{{shard}}.log",
     benchmark:
@@ -56,7 +58,7 @@ rule sample_sentences:
         args=SAMPLE_ARGS,
         kg_dir=parent_dir_of_input("concepts"),
         out_dir=parent_dir("sample"),
-        code=code_digest("sample"),
+        code=code_digest(*SAMPLE_DRAW_CODE),
     log:
         f"{LOGS}/sample_sentences.log",
     benchmark:

@@ -182,13 +182,14 @@ def sample_sentences(
     return sample, counts, stats
 
 
-def candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series,
-                     opts: SampleOptions) -> tuple[pl.LazyFrame, pl.DataFrame, int]:
+def candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series | pl.DataFrame,
+                    opts: SampleOptions) -> tuple[pl.LazyFrame, pl.DataFrame, int]:
     """(sentences within the length limits, their (doc_id, sentence_id, start, end, cui)
-    mentions of KG nodes, the number of mentions of other CUIs)."""
+    mentions of KG nodes, the number of mentions of other CUIs). ``kg_nodes``: the node ids,
+    or :func:`kg_table` of them (built once by a caller that calls this often)."""
     words = pl.col("text").str.count_matches(r"\S+")
     base = sentences.lazy().filter(words.is_between(opts.min_tokens, opts.max_tokens))
-    kg = pl.DataFrame({"cui": kg_nodes.unique()}).lazy()
+    kg = (kg_nodes if isinstance(kg_nodes, pl.DataFrame) else kg_table(kg_nodes)).lazy()
     pairs_all = (
         base.select("doc_id", "sentence_id", "mentions")
         .explode("mentions").drop_nulls("mentions").unnest("mentions")
@@ -199,6 +200,11 @@ def candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series,
         engine="streaming",
     )
     return base, pairs, int(not_kg.item())
+
+
+def kg_table(kg_nodes: pl.Series) -> pl.DataFrame:
+    """The distinct node ids as a one-column (cui) frame, the right side of the KG joins."""
+    return pl.DataFrame({"cui": kg_nodes.unique()})
 
 
 def _integer_ids(pairs: pl.DataFrame, opts: SampleOptions

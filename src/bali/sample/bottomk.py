@@ -32,9 +32,15 @@ import numpy as np
 import polars as pl
 
 from bali.errors import OptionError
-from bali.io import BaliInputError, atomic_paths, read_table, scan_table, write_parquet
+from bali.io import BaliInputError, atomic_paths, owned, read_table, scan_table, write_parquet
 from bali.progress import Progress
-from bali.sample.balanced import SampleOptions, candidate_pairs, sample_stats, sample_table
+from bali.sample.balanced import (
+    SampleOptions,
+    candidate_pairs,
+    kg_table,
+    sample_stats,
+    sample_table,
+)
 from bali.sample.priority import draw_priorities
 from bali.sample.schema import CONCEPT_COUNTS
 from bali.sample.supersede import TextShard, dead_versions, live_sentences
@@ -64,8 +70,8 @@ def bottom_k(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
     return pairs.sort(*_KEYS).filter(pl.int_range(pl.len()).over("cui") < k)
 
 
-def reduce_sentences(sentences: pl.LazyFrame, kg_nodes: pl.Series, opts: SampleOptions,
-                     keep: int | None) -> Reduction:
+def reduce_sentences(sentences: pl.LazyFrame, kg_nodes: pl.Series | pl.DataFrame,
+                     opts: SampleOptions, keep: int | None) -> Reduction:
     """The reduction of ``sentences``: the ``keep`` lowest pairs per concept (all if None)."""
     base, pairs, not_kg = candidate_pairs(sentences, kg_nodes, opts)
     pairs = pairs.select("cui", "doc_id", "sentence_id").unique()
@@ -111,7 +117,7 @@ def read_reduction(out_dir: Path, opts: SampleOptions) -> Reduction:
 
 
 def without_dead(red: Reduction, shard: TextShard, dead_docs: pl.Series,
-                 kg_nodes: pl.Series, opts: SampleOptions) -> Reduction:
+                 kg_nodes: pl.Series | pl.DataFrame, opts: SampleOptions) -> Reduction:
     """``red`` less the shard's dead documents, exactly (module docstring)."""
     lf = scan_table(shard.sentences, SENTENCES)
     gone = reduce_sentences(lf.filter(pl.col("doc_id").is_in(dead_docs.implode())),
@@ -161,9 +167,10 @@ class _Running:
         if not self.pending:
             return
         bottoms, counts = zip(*self.pending, strict=True)
-        self.bottom = bottom_k(pl.concat([self.bottom, *bottoms]), self.k)
-        self.counts = (pl.concat([self.counts, *counts]).group_by("cui")
-                       .agg(pl.col("candidates").sum()).sort("cui"))
+        # owned: else the kept rows' string views hold every folded shard's buffers
+        self.bottom = owned(bottom_k(pl.concat([self.bottom, *bottoms]), self.k))
+        self.counts = owned(pl.concat([self.counts, *counts]).group_by("cui")
+                            .agg(pl.col("candidates").sum()).sort("cui"))
         self.pending, self.rows = [], 0
 
 
@@ -173,6 +180,7 @@ def merge_reductions(shards: Sequence[TextShard], reductions: Sequence[Path],
     """(sample, concept_counts, stats) of the union draw over the shards, in order."""
     _check(opts)
     dead = dead_versions(shards, opts.docs_per_pass)
+    kg = kg_table(kg_nodes)  # built once, not per shard
     run, totals = _Running(opts.k), dict.fromkeys(TOTALS, 0)
     redrawn = short = 0
     with Progress("sample-merge", total=len(shards), unit="shard") as bar:
@@ -180,7 +188,7 @@ def merge_reductions(shards: Sequence[TextShard], reductions: Sequence[Path],
             red = read_reduction(red_dir, opts)
             dead_docs = dead.filter(pl.col("shard") == i)["doc_id"]
             if dead_docs.len():
-                red, redrawn = without_dead(red, shard, dead_docs, kg_nodes, opts), redrawn + 1
+                red, redrawn = without_dead(red, shard, dead_docs, kg, opts), redrawn + 1
                 short += red.redrawn
             run.add(red, i)
             totals = {k: totals[k] + red.totals[k] for k in TOTALS}
@@ -189,12 +197,13 @@ def merge_reductions(shards: Sequence[TextShard], reductions: Sequence[Path],
         if run.counts.is_empty():
             raise BaliInputError("<sentences>", "no sentence mentions a KG node within the "
                                  f"length limits ({opts.min_tokens}-{opts.max_tokens} words)")
-        sample = _read_back(shards, run.bottom, kg_nodes, opts)
+        # a chosen sentence's KG mentions are all candidates: of concepts in the counts
+        sample = _read_back(shards, run.bottom, run.counts.select("cui"), opts)
         bar.set_postfix(f"{sample.height:,} sentences from {len(shards):,} shards")
     sampled = (sample.select("doc_id", "sentence_id", "mentions").explode("mentions")
                .select("doc_id", "sentence_id", pl.col("mentions").struct.field("cui")).unique()
                .group_by("cui").agg(sampled=pl.len().cast(pl.UInt32)))
-    counts = (run.counts.join(sampled, on="cui", how="left")
+    counts = (run.counts.join(sampled, on="cui", how="left", maintain_order="left")
               .with_columns(pl.col("sampled").fill_null(0)).select(list(CONCEPT_COUNTS)))
     stats = sample_stats(opts, counts["sampled"].to_numpy(), counts["candidates"].to_numpy(),
                          candidate_sentences=totals["candidate_sentences"],
@@ -205,7 +214,7 @@ def merge_reductions(shards: Sequence[TextShard], reductions: Sequence[Path],
     return sample, counts, stats
 
 
-def _read_back(shards: Sequence[TextShard], chosen: pl.DataFrame, kg_nodes: pl.Series,
+def _read_back(shards: Sequence[TextShard], chosen: pl.DataFrame, kg: pl.DataFrame,
                opts: SampleOptions) -> pl.DataFrame:
     """The chosen sentences (:data:`bali.sample.schema.SAMPLE`), read from their shards."""
     picked = chosen.select("shard", "doc_id", "sentence_id").unique()
@@ -214,6 +223,6 @@ def _read_back(shards: Sequence[TextShard], chosen: pl.DataFrame, kg_nodes: pl.S
         keys = picked.filter(pl.col("shard") == i)
         lf = scan_table(shards[i].sentences, SENTENCES).filter(
             pl.col("doc_id").is_in(keys["doc_id"].unique().implode()))
-        base, pairs, _ = candidate_pairs(lf, kg_nodes, opts)
-        parts.append(sample_table(base, pairs, keys))
+        base, pairs, _ = candidate_pairs(lf, kg, opts)
+        parts.append(owned(sample_table(base, pairs, keys)))
     return pl.concat(parts).sort("doc_id", "sentence_id")
