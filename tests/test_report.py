@@ -310,8 +310,11 @@ def test_paired_bootstrap_and_headline_verdicts():
     lo, hi = paired_bootstrap(base, better)
     assert 0.35 < lo < 0.5 < hi < 0.65
     rows = headline_rows([_el_record("base", base.tolist()), _el_record("gat", better.tolist()),
-                          _el_record("gat2", (1 - base).tolist())])
+                          _el_record("gat2", (1 - base).tolist()),
+                          _el_record("same", base.tolist())])
     by = {r["variant"]: r for r in rows}
+    # every item the same (e.g. both models at the majority class): no signal, not "no effect"
+    assert by["same"]["ci"] == (0.0, 0.0) and by["same"]["verdict"] == "identical (no signal)"
     assert by["gat"]["delta"] == pytest.approx(50.0) and by["gat"]["verdict"] == "better"
     # flipping every item: same accuracy, delta 0, CI straddles 0
     assert by["gat2"]["delta"] == 0 and by["gat2"]["verdict"] == "no detectable difference"
@@ -329,7 +332,37 @@ def test_headline_over_seeds_without_items():
             recs.append(r)
     (row,) = headline_rows(recs)
     assert row["seeds"] == 3 and row["delta"] == pytest.approx((10 + 5 + 2) / 3)
-    assert row["verdict"] == "better" and row["ci"] is None and row["std"] > 0
+    assert row["ci"] is None and row["std"] == pytest.approx(np.std([10, 5, 2], ddof=1))
+    # paired over seeds: mean ± t(0.975, 2) * std / sqrt(3) straddles 0 despite 3 of 3 gains
+    half = 4.303 * row["std"] / np.sqrt(3)
+    assert row["ci_seeds"] == pytest.approx((row["delta"] - half, row["delta"] + half))
+    assert row["verdict"] == "no detectable difference"
+    for r in recs:
+        if r["labels"]["variant"] == "gat":
+            r["metrics"]["acc@1"] += 0.05  # deltas 15, 10, 7: CI above 0
+    (row,) = headline_rows(recs)
+    assert row["ci_seeds"][0] > 0 and row["verdict"] == "better"
+
+
+def test_constant_baselines_of_classification_records():
+    from bali.report.baselines import NEGATIVE, baselines_markdown, constant_score
+
+    assert constant_score(["yes"] * 3 + ["no"], "accuracy", "bioasq") == ("yes", 0.75)
+    # micro-F1 over the positive classes: predicting the negative class scores 0; the best
+    # positive label everywhere: precision 2/6, recall 2/3 -> F1 4/9
+    gold = ["0", "0", "0", "1", "1", "2"]
+    assert constant_score(gold, "micro_f1", "ddi") == ("1", pytest.approx(4 / 9))
+    recs = [{"task": "re", "benchmark": "ddi", "model": "m", "seed": s, "primary": "micro_f1",
+             "labels": {"model": "minilm", "variant": v}, "metrics": {"micro_f1": f},
+             "items": {"id": list(range(6)), "gold": gold}}
+            for s, (v, f) in enumerate([("base", 0.4), ("gat", 0.5), ("gat", 0.3)])]
+    lines = baselines_markdown(recs)
+    text = "\n".join(lines)
+    assert "| ddi | micro_f1 | `1` | 44.44 | 6 | minilm/base | 40.00 | -4.44 | 0 of 1 |" in text
+    assert "| minilm/gat | 40.00 | -4.44 | 1 of 2 |" in text
+    from bali.evaluate.benchmarks import BENCHMARKS
+
+    assert {n: b.negative for n, b in BENCHMARKS.items() if b.task == "re"} == NEGATIVE
 
 
 def test_ours_only_keeps_rows_and_columns_with_our_results(built):
@@ -389,6 +422,35 @@ def test_pipeline_summary_reads_each_stage(tmp_path):
     assert summary_rows(tmp_path / "nothing") == [] and summary_markdown([]) == []
 
 
+def test_summary_and_pretraining_table_give_the_same_final_losses(tmp_path):
+    """One definition of a run's final losses (``pipeline.final_losses``: means over the last
+    FINAL_WINDOW steps, MLM over the steps that masked a token) in both places; the last
+    step, whose batch masked nothing, does not stand in for the run."""
+    from bali.report.page import _run_summary
+    from bali.report.pipeline import FINAL_WINDOW, final_losses, summary_rows
+
+    run = tmp_path / "results" / "pretrain" / "m" / "gat"
+    run.mkdir(parents=True)
+    rows = [{"step": s, "loss": 5.0 + s % 3, "mlm_loss": 4.0 + s % 2, "align_loss": 0.5,
+             "align_acc": 0.75} for s in range(1, FINAL_WINDOW + 21)]
+    rows[-1] |= {"loss": 0.0386, "mlm_loss": 0.0, "align_loss": 0.0386}
+    rows.insert(0, {"step": 0, "dev_acc1": 0.5})  # a validation line without losses
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train = rows[1:][-FINAL_WINDOW:]
+    final = final_losses(plots.read_metrics(run))
+    assert final["steps"] == FINAL_WINDOW
+    assert final["loss"] == round(sum(r["loss"] for r in train) / FINAL_WINDOW, 4)
+    masked = [r["mlm_loss"] for r in train if r["mlm_loss"] > 0]
+    assert final["MLM"] == round(sum(masked) / len(masked), 4) and final["MLM"] > 4
+    summary = summary_rows(tmp_path / "results")[0]["counts"]
+    assert (summary[f"loss (last {FINAL_WINDOW})"], summary["MLM"], summary["align"]) == (
+        final["loss"], final["MLM"], final["align"])
+    cells = _run_summary("gat", run, plots.read_metrics(run)).split(" | ")
+    assert cells[2] == str(FINAL_WINDOW + 20)  # the last step
+    assert [float(c) for c in cells[3:6]] == [final["loss"], final["MLM"], final["align"]]
+    assert final_losses([]) == {"loss": None, "MLM": None, "align": None, "steps": 0}
+
+
 def test_report_diff_lists_items_won_and_lost(tmp_path, capsys):
     from bali.report.diff import item_diff
 
@@ -410,3 +472,13 @@ def test_report_diff_lists_items_won_and_lost(tmp_path, capsys):
     bali["items"]["id"][0] = "other"
     with pytest.raises(BaliInputError, match="different items"):
         item_diff(base, bali)
+
+
+def test_tables_5_and_6_take_other_models_runs_of_their_variants():
+    recs = [{"task": "qa", "benchmark": "bioasq", "model": "m", "seed": 0, "primary": "accuracy",
+             "labels": {"model": "minilm", "variant": v}, "metrics": {"accuracy": 0.6}}
+            for v in ("base", "gat", "linear", "no-mlm")]
+    built = tables.build_tables(aggregate(recs))
+    mine = {n: [r.variant for r in built[n].rows if r.model == "minilm"] for n in (2, 5, 6)}
+    assert mine[5] == ["gat", "linear"] and mine[6] == ["base", "gat", "no-mlm"]
+    assert set(mine[2]) == {"base", "gat", "linear", "no-mlm"}

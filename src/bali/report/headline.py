@@ -5,12 +5,14 @@ benchmark and seed, the delta of the primary metric is ``BALI - base`` in points
 records carry per-item scores of the same items (``items``: ``id`` and per-item 0/1 ``hit@1``
 of :mod:`bali.evaluate.el_zeroshot`), the 95% CI of the delta is a paired bootstrap: ``B``
 resamples of the items with replacement (NumPy generator seeded with 0), the 2.5th and 97.5th
-percentiles of ``mean(hit_bali[s]) - mean(hit_base[s])``. Verdict: *better* when the CI is
-above 0, *worse* when below, else *no detectable difference*; without items (several seeds),
-the mean and sample std of the per-seed deltas, and a verdict only when every seed agrees in
-sign and there are at least 3 seeds.
+percentiles of ``mean(hit_bali[s]) - mean(hit_base[s])``. With several seeds (fine-tuning:
+the base and the BALI run of one seed share the head's initialisation and the data order),
+the deltas are paired over seeds: their mean, sample std and the 95% t-interval of the mean,
+``mean ± t(0.975, n - 1) * std / sqrt(n)``. Verdict: *better* when the CI is above 0, *worse*
+when below, *identical (no signal)* when it is [0, 0], else *no detectable difference*.
 
-Geometry records (``task == "geometry"``) get a table of their own.
+Geometry records (``task == "geometry"``) get a table of their own; the constant-prediction
+baselines of the classification benchmarks (:mod:`bali.report.baselines`) close the headline.
 """
 
 from __future__ import annotations
@@ -34,7 +36,27 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000,
     return float(lo), float(hi)
 
 
+#: two-sided 95% quantiles of Student's t by degrees of freedom (1.96 beyond 30)
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def seed_ci(deltas) -> tuple[float, float]:
+    """95% t-interval of the mean of paired per-seed deltas (at least 2)."""
+    d = np.asarray(deltas, dtype=float)
+    if d.size < 2:
+        raise ValueError("a CI over seeds needs at least 2 paired seeds")
+    t = T975[d.size - 2] if d.size - 1 <= len(T975) else 1.96
+    half = t * float(np.std(d, ddof=1)) / np.sqrt(d.size)
+    return float(d.mean() - half), float(d.mean() + half)
+
+
 def verdict(lo: float, hi: float) -> str:
+    """*better* / *worse* when the CI excludes 0; *identical* when it is [0, 0] (every paired
+    delta is 0: e.g. both models at the majority class, so the run carries no signal)."""
+    if lo == hi == 0:
+        return "identical (no signal)"
     return "better" if lo > 0 else "worse" if hi < 0 else "no detectable difference"
 
 
@@ -57,7 +79,8 @@ def headline_rows(records: list[dict]) -> list[dict]:
         if rec["task"] == "geometry":
             continue
         labels = rec.get("labels", {})
-        key = (rec["benchmark"], labels.get("model", rec["model"]))
+        bench = rec["benchmark"] + (" (supervised)" if rec["task"] == "el_supervised" else "")
+        key = (bench, labels.get("model", rec["model"]))  # zero-shot and BioSyn kept apart
         by_key[key][labels.get("variant", "")].append(rec)
     rows = []
     for (bench, model), variants in sorted(by_key.items()):
@@ -91,10 +114,8 @@ def _compare(bench: str, model: str, variant: str, pairs: list[tuple[dict, dict]
         row["items"] = len(b_items[0])
     elif len(pairs) > 1:
         row["std"] = float(np.std(deltas, ddof=1))
-        if len(pairs) >= 3 and (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)):
-            row["verdict"] = "better" if deltas[0] > 0 else "worse"
-        else:
-            row["verdict"] = "no detectable difference"
+        row["ci_seeds"] = seed_ci(deltas)
+        row["verdict"] = verdict(*row["ci_seeds"])
     return row
 
 
@@ -106,12 +127,14 @@ def headline_markdown(records: list[dict], name=lambda m, v: f"{m}/{v}") -> list
         lines += ["No BALI result with a base-model result to compare to yet.", ""]
     else:
         lines += ["Points (percent). 95% CI: paired bootstrap over the test items (10,000 "
-                  "resamples) for one seed; ± the std of the per-seed deltas for several.", "",
+                  "resamples) for one seed; for several, the t-interval of the mean of the "
+                  "deltas paired by seed (± their std in brackets).", "",
                   "| benchmark | model | metric | base | + BALI | Δ | 95% CI of Δ | verdict |",
                   "|---|---|---|---:|---:|---:|---|---|"]
         for r in rows:
             ci = (f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] ({r['items']} items)" if r["ci"]
-                  else f"± {r['std']:.2f} ({r['seeds']} seeds)" if "std" in r else "–")
+                  else f"[{r['ci_seeds'][0]:+.2f}, {r['ci_seeds'][1]:+.2f}] (± {r['std']:.2f}, "
+                  f"{r['seeds']} seeds)" if "std" in r else "–")
             lines.append(f"| {r['benchmark']} | {name(r['model'], r['variant'])} | {r['metric']} "
                          f"| {r['base']:.2f} | {r['bali']:.2f} | {r['delta']:+.2f} | {ci} | "
                          f"**{r['verdict']}** |")
@@ -131,4 +154,6 @@ def headline_markdown(records: list[dict], name=lambda m, v: f"{m}/{v}") -> list
             lines.append(f"| {r['benchmark']} | {label} | "
                          + " | ".join(f"{r['metrics'][k]:.4f}" for k in keys) + " |")
         lines.append("")
-    return lines
+    from bali.report.baselines import baselines_markdown
+
+    return lines + baselines_markdown(records, name)

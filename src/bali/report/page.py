@@ -21,15 +21,17 @@ def _png_link(name: str, title: str, prefix: str = "") -> str:
 
 
 def _run_summary(label: str, run_dir: Path, rows: list[dict]) -> str:
-    last = rows[-1] if rows else {}
-    acc = [r["align_acc"] for r in rows[-50:] if "align_acc" in r]
+    """One row of the pretraining table: the last step, then the run's final losses and
+    alignment accuracy as means of the last steps (:func:`bali.report.pipeline.final_losses`,
+    the pipeline summary's figures)."""
+    from bali.report.pipeline import FINAL_WINDOW, final_losses
 
-    def num(key: str) -> str:
-        return f"{last[key]:.4f}" if key in last else "–"
-
-    return (f"| {label} | `{run_dir}` | {last.get('step', '–')} | {num('loss')} | "
-            f"{num('mlm_loss')} | {num('align_loss')} | "
-            f"{f'{sum(acc) / len(acc):.3f}' if acc else '–'} |")
+    train = [r for r in rows if "loss" in r]
+    final = final_losses(train)
+    acc = [r["align_acc"] for r in train[-FINAL_WINDOW:] if "align_acc" in r]
+    cells = [("–" if final[k] is None else f"{final[k]:.4f}") for k in ("loss", "MLM", "align")]
+    return (f"| {label} | `{run_dir}` | {train[-1]['step'] if train else '–'} | "
+            + " | ".join(cells) + f" | {f'{sum(acc) / len(acc):.3f}' if acc else '–'} |")
 
 
 def _provenance(results: list[Path], records: list[dict], agg, scores, runs: dict) -> str:
@@ -84,14 +86,19 @@ def _tables_section(built: dict, link_prefix: str) -> list[str]:
 def _plots_section(pngs: dict, titles: dict, runs: dict[str, Path], metrics: dict,
                    link_prefix: str) -> list[str]:
     """Each plot; under the pretraining curves, one summary row per run."""
+    from bali.report.pipeline import FINAL_WINDOW
+
     lines = ["## Plots", ""]
     if not pngs:
         lines += ["No plots: no results and no pretraining runs given.", ""]
     for name in pngs:
         lines.append(_png_link(name, titles[name], link_prefix))
         if name == "pretraining_curves":
-            lines += ["| run | directory | last step | loss | MLM loss | align loss | "
-                      "align acc (last 50 steps) |", "|---|---|---:|---:|---:|---:|---:|"]
+            lines += [f"Losses and alignment accuracy: means over the last {FINAL_WINDOW} "
+                      "training steps, as in the pipeline summary (MLM over the steps "
+                      "that masked a token).", "",
+                      "| run | directory | last step | loss | MLM loss | align loss | "
+                      "align acc |", "|---|---|---:|---:|---:|---:|---:|"]
             lines += [_run_summary(k, runs[k], v) for k, v in metrics.items()]
             lines.append("")
     return lines

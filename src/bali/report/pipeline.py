@@ -8,7 +8,8 @@ Every number is read from the stage's own files under the results directory::
     sample/sample_stats.json          candidate and sampled sentences, concepts sampled
     sample/subgraph_stats.json        subgraph centres and nodes
     shards/<model>/meta.json          shard sentences, tokens, names
-    pretrain/<model>/<variant>/metrics.jsonl  steps, samples/s, final losses, best dev Acc@1
+    pretrain/<model>/<variant>/metrics.jsonl  steps, samples/s, final losses
+                                      (:func:`final_losses`), best dev Acc@1
     eval/**/*.json                    evaluation runs
 
 and the wall time from Snakemake's ``benchmark:`` files (``<logs>/benchmarks/<rule>/…tsv``,
@@ -76,7 +77,7 @@ def summary_rows(results: Path, logs: Path | None = None) -> list[dict]:
                                     "sampled sentences": s.get("sampled_sentences"),
                                     "concepts": s.get("concepts_with_candidates"),
                                     "k": s.get("k")},
-                         _wall(logs, "sample_sentences") or s.get("seconds")))
+                         _wall(logs, "sample_shard", "sample_sentences") or s.get("seconds")))
     if (sub := results / "sample" / "subgraph_stats.json").exists():
         s = _json(sub)
         rows.append(_row("subgraphs", {"centres": s.get("centres"), "nodes": s.get("nodes")},
@@ -106,7 +107,7 @@ def _pretrain_row(metrics: Path, logs: Path | None) -> dict:
     dev = [r for r in lines if "dev_acc1" in r]
     counts = {"steps": last.get("step"),
               "samples/s": round(sum(speed) / len(speed), 1) if speed else None,
-              **_final_losses(train)}
+              **_loss_counts(final_losses(train))}
     if dev:
         best = max(dev[1:] or dev, key=lambda r: r["dev_acc1"])
         counts |= {"dev Acc@1 base": round(100 * dev[0]["dev_acc1"], 2),
@@ -116,19 +117,29 @@ def _pretrain_row(metrics: Path, logs: Path | None) -> dict:
     return _row(f"pretrain ({model}/{variant})", counts, wall)
 
 
-def _final_losses(train: list[dict], window: int = 50) -> dict:
-    """Mean loss, MLM and alignment loss of the last ``window`` steps (``loss (last N)``, ...);
-    MLM over the steps that masked a token (a batch of all-mention sentences masks none and
-    logs 0)."""
-    tail = train[-window:]
+#: steps averaged by :func:`final_losses`
+FINAL_WINDOW = 50
+
+
+def final_losses(train: list[dict], window: int = FINAL_WINDOW) -> dict:
+    """The run's final losses, as the pipeline summary and the report's pretraining table
+    both show them: the mean over the last ``window`` training steps of the loss, the MLM
+    loss (over the steps that masked a token only: a batch of all-mention sentences masks
+    none and logs 0) and the alignment loss. Keys ``loss``, ``MLM``, ``align``, ``steps``
+    (how many steps the means cover); a loss no step logged is None."""
+    tail = [r for r in train if "loss" in r][-window:]
 
     def mean(key: str, keep=lambda v: True):
         vals = [r[key] for r in tail if key in r and keep(r[key])]
         return round(sum(vals) / len(vals), 4) if vals else None
 
-    n = len(tail)
-    return {f"loss (last {n})": mean("loss"), "MLM": mean("mlm_loss", lambda v: v > 0),
-            "align": mean("align_loss")}
+    return {"loss": mean("loss"), "MLM": mean("mlm_loss", lambda v: v > 0),
+            "align": mean("align_loss"), "steps": len(tail)}
+
+
+def _loss_counts(final: dict) -> dict:
+    return {f"loss (last {final['steps']})": final["loss"], "MLM": final["MLM"],
+            "align": final["align"]}
 
 
 def _duration(seconds: float | None) -> str:

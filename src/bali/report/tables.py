@@ -10,8 +10,9 @@ Layout rules:
 * Rows: the paper's rows in the paper's order, then extra variants of a paper model right
   after that model's rows, then extra models (sorted) -- so any model/variant label works.
   Table 2 takes every QA run whose (model, variant) is not a row of Table 5 or 6; Tables 5
-  and 6 show only their paper rows. Paper-only baselines (QA-GNN, GreaseLM, DRAGON, GPT-4;
-  ChatGPT) close Tables 2 and 4 with "–" in our columns.
+  and 6 add to their paper rows only other models' runs of their own variants. Paper-only
+  baselines (QA-GNN, GreaseLM, DRAGON, GPT-4; ChatGPT) close Tables 2 and 4 with "–" in our
+  columns.
 * Columns: per ``(benchmark, metric)`` our number and, beside it, the paper's number as
   printed (``–`` where the paper has no such row or column); the paper's benchmarks first,
   then extra benchmarks present in the results (sorted).
@@ -173,8 +174,9 @@ def _rows_of(spec: Spec, agg: pl.DataFrame) -> list[tuple[str, str, str, str]]:
         extra = runs - {(r.model, r.variant) for r in prows}
         if spec.number == 2:
             extra -= claimed
-        if not spec.extra_rows:
-            extra = set()
+        if not spec.extra_rows:  # Tables 5/6: other models' runs of this table's variants
+            extra = {(m, v) for m, v in extra if v in {r.variant for r in prows}
+                     and m not in {r.model for r in prows}}
         models = list(dict.fromkeys(r.model for r in prows))
         variants = list(VARIANT_NAMES)
         for model in models:
