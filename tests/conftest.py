@@ -116,3 +116,30 @@ def text_shard(directory: Path, sentences, deleted: tuple[str, ...] = ()) -> Pat
         directory / "documents.parquet")
     (directory / "deleted_pmids.txt").write_text("".join(f"{d}\n" for d in deleted))
     return directory
+
+
+def mention_corpus(concepts: dict[str, list[str]], filler: list[str], n: int,
+                   per_sentence=lambda rnd: rnd.randint(1, 3), seed: int = 0):
+    """``n`` one-sentence documents ``d<i>``: each names ``per_sentence(rnd)`` concepts (a
+    random name each, after three filler words), with the mentions' offsets (``sentences``
+    schema)."""
+    import random
+
+    import polars as pl
+
+    from bali.text.schema import SENTENCES
+
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        words, mentions = [], []
+        for cui in rnd.sample(sorted(concepts), per_sentence(rnd)):
+            words += rnd.sample(filler, 3)
+            start = len(" ".join(words)) + 1
+            name = rnd.choice(concepts[cui])
+            words.append(name)
+            mentions.append({"start": start, "end": start + len(name), "cui": cui})
+        text = " ".join(words) + " ."
+        rows.append({"doc_id": f"d{i}", "sentence_id": 0, "start": 0, "end": len(text),
+                     "text": text, "mentions": mentions})
+    return pl.DataFrame(rows, schema=SENTENCES)

@@ -5,17 +5,15 @@ load with no missing encoder weight."""
 
 from __future__ import annotations
 
-import random
-
 import polars as pl
 import pytest
 import torch
+from conftest import mention_corpus
 from safetensors.torch import load_file
 
 from bali.model.config import ModelConfig
 from bali.sample.schema import NODES, SUBGRAPHS
 from bali.sample.tokenize import TokenizeOptions, tokenize_sample
-from bali.text.schema import SENTENCES
 from bali.train.config import TrainConfig
 from bali.train.export import base_only_tensors, export_run, read_checkpoint
 from bali.train.loop import pretrain
@@ -26,23 +24,6 @@ EDGES = [("C1", "is_a", "C2"), ("C3", "part_of", "C4"), ("C4", "is_a", "C2")]
 FILLER = "the patient showed signs of and improved after treatment".split()
 
 
-def _sentences(n: int = 32) -> pl.DataFrame:
-    rnd = random.Random(0)
-    rows = []
-    for i in range(n):
-        words, mentions = [], []
-        for cui in rnd.sample(sorted(CONCEPTS), 2):
-            words += rnd.sample(FILLER, 3)
-            start = len(" ".join(words)) + 1
-            name = CONCEPTS[cui][0]
-            words.append(name)
-            mentions.append({"start": start, "end": start + len(name), "cui": cui})
-        text = " ".join(words) + " ."
-        rows.append({"doc_id": f"d{i}", "sentence_id": 0, "start": 0, "end": len(text),
-                     "text": text, "mentions": mentions})
-    return pl.DataFrame(rows, schema=SENTENCES)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(base dir, export dir) of a 2-step BALI run from a bare BertModel base with a pooler."""
@@ -50,7 +31,7 @@ def exported(tmp_path_factory):
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     root = tmp_path_factory.mktemp("export")
-    sample = _sentences()
+    sample = mention_corpus(CONCEPTS, FILLER, 32, lambda rnd: 2)
     wp = BertWordPieceTokenizer(lowercase=True)
     wp.train_from_iterator(sample["text"].to_list() + ["is a part of"], vocab_size=99,
                            min_frequency=1, show_progress=False)

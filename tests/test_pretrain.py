@@ -4,18 +4,17 @@ exact, DeepSpeed runs in one process, export loads with AutoModel."""
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 import pytest
 import torch
+from conftest import mention_corpus
 
 from bali.model.config import ModelConfig
 from bali.sample.schema import NODES, SUBGRAPHS
 from bali.sample.tokenize import TokenizeOptions, tokenize_sample
-from bali.text.schema import SENTENCES
 from bali.train.config import TrainConfig
 from bali.train.loop import pretrain
 
@@ -28,23 +27,6 @@ EDGES = [("C1", "is_a", "C6"), ("C2", "is_a", "C6"), ("C3", "part_of", "C4"),
 FILLER = "the patient showed signs of and improved after treatment with low doses".split()
 
 
-def _corpus(n: int = 64) -> pl.DataFrame:
-    rnd = random.Random(0)
-    rows = []
-    for i in range(n):
-        words, mentions = [], []
-        for cui in rnd.sample(sorted(CONCEPTS), rnd.randint(1, 3)):
-            words += rnd.sample(FILLER, 3)
-            start = len(" ".join(words)) + (1 if words else 0)
-            name = rnd.choice(CONCEPTS[cui])
-            words.append(name)
-            mentions.append({"start": start, "end": start + len(name), "cui": cui})
-        text = " ".join(words) + " ."
-        rows.append({"doc_id": f"d{i}", "sentence_id": 0, "start": 0, "end": len(text),
-                     "text": text, "mentions": mentions})
-    return pl.DataFrame(rows, schema=SENTENCES)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """(shards dir, tiny model dir)."""
@@ -52,7 +34,7 @@ def setup(tmp_path_factory):
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
     root = tmp_path_factory.mktemp("pre")
-    sample = _corpus()
+    sample = mention_corpus(CONCEPTS, FILLER, 64)
     texts = sample["text"].to_list() + [n for ns in CONCEPTS.values() for n in ns] + [
         "is a part of associated with related"]
     wp = BertWordPieceTokenizer(lowercase=True)

@@ -23,7 +23,8 @@ paper's 1.67M sentences / 600K concepts (the largest run's sample, repeated and 
 inputs (workflow/scripts/make_paper_standins.py) at each file count. ``merge-growth``: the
 merge's peak RSS at N files with the concept set held fixed (the concepts of the first 8
 files), so that only the corpus grows. ``supersede``: ``dead_versions`` (the merge's doc-id
-pass) over 1,114 generated indexes of 30,000 ids.
+pass) over 1,114 generated indexes of 30,000 ids. ``exact``: the sharded union against the
+single job on any run's text shards (e.g. ``results/tables/text``).
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def direct(work: Path, sentences: int, concepts: int) -> None:
     """subgraphs and tokenize at ``sentences`` / ``concepts``, timed (wall, peak RSS)."""
     import polars as pl
 
-    out = work / "direct"
+    out = work / f"direct_{sentences}_{concepts}"
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "sample.parquet").exists():
         kg = pl.read_parquet(work / "results/kg/concepts.parquet", columns=["cui"])["cui"]
@@ -316,6 +317,36 @@ def supersede(work: Path, shards: int, docs: int, docs_per_pass: int) -> None:
           f"{os.getloadavg()[0]:.2f} |")
 
 
+def exact(text_dir: Path, kg_dir: Path, k: int) -> None:
+    """Whether the sharded union equals the single job on the text shards of ``text_dir``
+    (every shard with a sentences.parquet, in name order), at slack 0 and 10."""
+    import tempfile
+
+    import polars as pl
+
+    from bali.io import scan_table
+    from bali.sample.balanced import SampleOptions, load_sentences, sample_sentences
+    from bali.sample.bottomk import merge_reductions, reduce_shard, write_reduction
+    from bali.sample.supersede import text_shards
+    from bali.text.schema import SENTENCES
+
+    names = sorted(p.name for p in text_dir.iterdir() if (p / "sentences.parquet").exists())
+    kg = pl.read_parquet(kg_dir / "concepts.parquet", columns=["cui"])["cui"]
+    shards = text_shards(text_dir, names)
+    for slack in (0, 10):
+        opts = SampleOptions(k=k, strategy="union", slack=slack)
+        ref = sample_sentences(load_sentences(shards), kg, opts)
+        with tempfile.TemporaryDirectory() as tmp:
+            for sh in shards:
+                red = reduce_shard(scan_table(sh.sentences, SENTENCES), kg, opts)
+                write_reduction(red, opts, Path(tmp) / sh.name)
+            got = merge_reductions(shards, [Path(tmp) / n for n in names], kg, opts)
+        same = ref[0].equals(got[0]) and ref[1].equals(got[1]) and all(
+            ref[2][key] == got[2][key] for key in ref[2] if not key.endswith("seconds"))
+        print(f"| {len(names)} shards | slack {slack} | equal: {same} | {ref[0].height:,} "
+              f"sentences, {ref[1].height:,} concepts | {got[2]['dead_versions']:,} dead |")
+
+
 def dag(work: Path, counts: list[int]) -> None:
     for n in counts:
         d = work / f"files{n}"
@@ -358,6 +389,10 @@ def main(argv: list[str] | None = None) -> None:
     su.add_argument("--shards", type=int, default=1114)
     su.add_argument("--docs", type=int, default=30_000)
     su.add_argument("--docs-per-pass", type=int, default=250_000)
+    ex = sub.add_parser("exact")
+    ex.add_argument("--text-dir", type=Path, required=True)
+    ex.add_argument("--kg-dir", type=Path, required=True)
+    ex.add_argument("--k", type=int, default=10)
     d = sub.add_parser("dag")
     d.add_argument("--work", type=Path, required=True)
     d.add_argument("--files", type=int, nargs="+", default=[650, 1300])
@@ -371,6 +406,8 @@ def main(argv: list[str] | None = None) -> None:
         merge_growth(args.work, args.sizes, args.base)
     elif args.cmd == "supersede":
         supersede(args.work, args.shards, args.docs, args.docs_per_pass)
+    elif args.cmd == "exact":
+        exact(args.text_dir, args.kg_dir, args.k)
     elif args.cmd == "direct":
         direct(args.work, args.sentences, args.concepts)
     else:

@@ -44,7 +44,7 @@ import polars as pl
 from bali.errors import OptionError
 from bali.io import BaliInputError
 from bali.progress import Progress
-from bali.sample.priority import draw_priorities, mix, sentence_keys, string_hash
+from bali.sample.priority import bottom_k, mix, sentence_keys, string_hash, with_priorities
 from bali.sample.schema import CONCEPT_COUNTS, SAMPLE
 from bali.sample.supersede import TextShard, dead_versions, live_sentences
 
@@ -122,13 +122,7 @@ def draw_union(pairs: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
     ``min(k, candidates)`` of lowest priority (:func:`draw_priorities`; ties, which need
     equal 64-bit hashes, by doc_id and sentence_id) per cui; sorted by cui, then priority.
     :func:`sample_sentences` does the same on integer ids."""
-    return (
-        pairs.select("cui", "doc_id", "sentence_id")
-        .with_columns(_p=pl.Series(draw_priorities(pairs, seed), dtype=pl.UInt64))
-        .sort("cui", "_p", "doc_id", "sentence_id")
-        .filter(pl.int_range(pl.len()).over("cui") < k)
-        .drop("_p")
-    )
+    return bottom_k(with_priorities(pairs, seed), k).drop("priority")
 
 
 def union_balance(pair_c: np.ndarray, pair_s: np.ndarray, priority: np.ndarray,
@@ -156,7 +150,7 @@ def sample_sentences(
         raise OptionError(f"strategy must be 'union' or 'greedy', not {opts.strategy!r}")
     with Progress("sample", unit="concept") as bar:
         t0 = time.perf_counter()
-        base, pairs, not_kg = candidate_pairs(sentences, kg_nodes, opts)
+        base, pairs, not_kg, after_filter = candidate_pairs(sentences, kg_nodes, opts)
         cand, concept_ids, sc = _integer_ids(pairs, opts)
         bar.set_total(concept_ids.height)
         bar.set_postfix(f"{cand.height:,} candidate sentences")
@@ -171,8 +165,7 @@ def sample_sentences(
         ).select(list(CONCEPT_COUNTS))
         stats = sample_stats(opts, count, candidates, candidate_sentences=cand.height,
                              sampled_sentences=int(chosen.sum()),
-                             after_filter=base.select(pl.len()).collect().item(),
-                             not_kg=not_kg) | {
+                             after_filter=after_filter, not_kg=not_kg) | {
             "balance_seconds": round(balance_s, 2),
             "seconds": round(time.perf_counter() - t0, 2),
         }
@@ -183,9 +176,10 @@ def sample_sentences(
 
 
 def candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series | pl.DataFrame,
-                    opts: SampleOptions) -> tuple[pl.LazyFrame, pl.DataFrame, int]:
+                    opts: SampleOptions) -> tuple[pl.LazyFrame, pl.DataFrame, int, int]:
     """(sentences within the length limits, their (doc_id, sentence_id, start, end, cui)
-    mentions of KG nodes, the number of mentions of other CUIs). ``kg_nodes``: the node ids,
+    mentions of KG nodes, the number of mentions of other CUIs, the number of sentences
+    within the limits), the counts from the same pass as the pairs. ``kg_nodes``: the node ids,
     or :func:`kg_table` of them (built once by a caller that calls this often)."""
     words = pl.col("text").str.count_matches(r"\S+")
     base = sentences.lazy().filter(words.is_between(opts.min_tokens, opts.max_tokens))
@@ -194,12 +188,12 @@ def candidate_pairs(sentences: pl.LazyFrame | pl.DataFrame, kg_nodes: pl.Series 
         base.select("doc_id", "sentence_id", "mentions")
         .explode("mentions").drop_nulls("mentions").unnest("mentions")
     )
-    pairs, not_kg = pl.collect_all(
+    pairs, not_kg, kept = pl.collect_all(
         [pairs_all.join(kg, on="cui", how="semi"),
-         pairs_all.join(kg, on="cui", how="anti").select(pl.len())],
+         pairs_all.join(kg, on="cui", how="anti").select(pl.len()), base.select(pl.len())],
         engine="streaming",
     )
-    return base, pairs, int(not_kg.item())
+    return base, pairs, int(not_kg.item()), int(kept.item())
 
 
 def kg_table(kg_nodes: pl.Series) -> pl.DataFrame:

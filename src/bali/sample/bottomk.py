@@ -41,7 +41,7 @@ from bali.sample.balanced import (
     sample_stats,
     sample_table,
 )
-from bali.sample.priority import draw_priorities
+from bali.sample.priority import DRAW_ORDER, bottom_k, with_priorities
 from bali.sample.schema import CONCEPT_COUNTS
 from bali.sample.supersede import TextShard, dead_versions, live_sentences
 from bali.text.schema import SENTENCES
@@ -51,7 +51,6 @@ BOTTOM = {"cui": pl.String(), "doc_id": pl.String(), "sentence_id": pl.Int32(),
 COUNTS = {"cui": pl.String(), "candidates": pl.UInt32()}
 TOTALS = ("after_filter", "candidate_sentences", "not_kg")
 FLUSH_ROWS = 1 << 18  # pending shard rows folded into the running draw at max(this, running)
-_KEYS = ("cui", "priority", "doc_id", "sentence_id")
 _DRAW_OPTIONS = ("k", "seed", "min_tokens", "max_tokens", "slack")
 
 
@@ -65,23 +64,16 @@ class Reduction:
     redrawn: int = 0  # concepts drawn again (the short case of :func:`without_dead`)
 
 
-def bottom_k(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
-    """The ``k`` rows of lowest (priority, doc_id, sentence_id) per cui, sorted by those."""
-    return pairs.sort(*_KEYS).filter(pl.int_range(pl.len()).over("cui") < k)
-
-
 def reduce_sentences(sentences: pl.LazyFrame, kg_nodes: pl.Series | pl.DataFrame,
                      opts: SampleOptions, keep: int | None) -> Reduction:
     """The reduction of ``sentences``: the ``keep`` lowest pairs per concept (all if None)."""
-    base, pairs, not_kg = candidate_pairs(sentences, kg_nodes, opts)
-    pairs = pairs.select("cui", "doc_id", "sentence_id").unique()
-    pairs = pairs.with_columns(priority=pl.Series(draw_priorities(pairs, opts.seed),
-                                                  dtype=pl.UInt64))
+    _, pairs, not_kg, after_filter = candidate_pairs(sentences, kg_nodes, opts)
+    pairs = with_priorities(pairs.select("cui", "doc_id", "sentence_id").unique(), opts.seed)
     counts = (pairs.group_by("cui").agg(candidates=pl.len().cast(pl.UInt32)).sort("cui"))
-    totals = {"after_filter": base.select(pl.len()).collect(engine="streaming").item(),
+    totals = {"after_filter": after_filter,
               "candidate_sentences": pairs.select("doc_id", "sentence_id").n_unique(),
               "not_kg": not_kg}
-    bottom = bottom_k(pairs, keep) if keep is not None else pairs.sort(*_KEYS)
+    bottom = bottom_k(pairs, keep) if keep is not None else pairs.sort(*DRAW_ORDER)
     return Reduction(bottom.select(list(BOTTOM)), counts, totals)
 
 
@@ -134,7 +126,7 @@ def without_dead(red: Reduction, shard: TextShard, dead_docs: pl.Series,
     if short.len():  # drawn again from the shard's live sentences
         redrawn = reduce_sentences(live_sentences(shard, dead_docs), short, opts, opts.k)
         bottom = pl.concat([bottom.filter(~pl.col("cui").is_in(short.implode())),
-                            redrawn.bottom]).sort(*_KEYS)
+                            redrawn.bottom]).sort(*DRAW_ORDER)
     return Reduction(bottom, counts, totals, redrawn=short.len())
 
 
@@ -223,6 +215,6 @@ def _read_back(shards: Sequence[TextShard], chosen: pl.DataFrame, kg: pl.DataFra
         keys = picked.filter(pl.col("shard") == i)
         lf = scan_table(shards[i].sentences, SENTENCES).filter(
             pl.col("doc_id").is_in(keys["doc_id"].unique().implode()))
-        base, pairs, _ = candidate_pairs(lf, kg, opts)
+        base, pairs, _, _ = candidate_pairs(lf, kg, opts)
         parts.append(owned(sample_table(base, pairs, keys)))
     return pl.concat(parts).sort("doc_id", "sentence_id")

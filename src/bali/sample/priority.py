@@ -72,3 +72,18 @@ def draw_priorities(pairs: pl.DataFrame, seed: int) -> np.ndarray:
     (seed, cui, doc_id, sentence_id)."""
     return mix(string_hash(pairs["cui"], seed)
                 ^ sentence_keys(pairs["doc_id"], pairs["sentence_id"]))
+
+
+DRAW_ORDER = ("cui", "priority", "doc_id", "sentence_id")
+
+
+def with_priorities(pairs: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """(cui, doc_id, sentence_id) pairs with their ``priority`` (u64, :func:`draw_priorities`)."""
+    pairs = pairs.select("cui", "doc_id", "sentence_id")
+    return pairs.with_columns(priority=pl.Series(draw_priorities(pairs, seed), dtype=pl.UInt64))
+
+
+def bottom_k(pairs: pl.DataFrame, k: int) -> pl.DataFrame:
+    """The ``k`` rows of lowest (priority, doc_id, sentence_id) per cui, sorted by
+    :data:`DRAW_ORDER`: one concept's draw (ties need equal 64-bit hashes)."""
+    return pairs.sort(*DRAW_ORDER).filter(pl.int_range(pl.len()).over("cui") < k)
